@@ -1,0 +1,10 @@
+# Locates the Debian-packaged dependencies; scripts/deps.sh installs them.
+find_program(PROTOC_C protoc-c REQUIRED)
+find_path(ONNX_PROTO_DIR onnx/onnx.proto PATHS /usr/include REQUIRED)
+find_path(PROTOBUF_C_INCLUDE protobuf-c/protobuf-c.h REQUIRED)
+find_library(PROTOBUF_C_LIB protobuf-c REQUIRED)
+find_path(XNNPACK_INCLUDE xnnpack.h REQUIRED)
+find_library(XNNPACK_LIB XNNPACK REQUIRED)
+find_library(PTHREADPOOL_LIB pthreadpool REQUIRED)
+find_package(Threads REQUIRED)
+find_library(MATH_LIB m)
