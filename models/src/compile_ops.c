@@ -367,9 +367,14 @@ static fleet_model_status fm_lower_pool(fm_ctx *cx, const fm_node *n)
     if (st != FLEET_MODEL_OK)
         return st;
     size_t odims[4];
-    fm_nhwc_dims(y->dims, odims);
-    if (n->op == FM_OP_GLOBALAVGPOOL) {
-        if ((st = fm_ctx_output(cx, n, FM_LAYOUT_NHWC, 4, odims)) != FLEET_MODEL_OK)
+    int64_t ydims[4] = {y->dims[0], y->dims[1], 1, 1};
+    fm_nhwc_dims(y->rank == 4 ? y->dims : ydims, odims);
+    if (n->op == FM_OP_GLOBALAVGPOOL || n->op == FM_OP_REDUCEMEAN) {
+        /* keepdims=0 drops two size-1 axes: the same bytes as [N, C]. */
+        bool flat = y->rank == 2;
+        size_t fdims[2] = {odims[0], odims[3]};
+        if ((st = fm_ctx_output(cx, n, flat ? FM_LAYOUT_PLAIN : FM_LAYOUT_NHWC, flat ? 2 : 4,
+                                flat ? fdims : odims)) != FLEET_MODEL_OK)
             return st;
         return fm_ctx_check(cx, n,
                             xnn_define_global_average_pooling_2d(cx->subgraph, n->out_min,
@@ -686,6 +691,7 @@ fleet_model_status fm_lower_node(fm_ctx *cx, const fm_node *n)
     case FM_OP_MAXPOOL:
     case FM_OP_AVGPOOL:
     case FM_OP_GLOBALAVGPOOL:
+    case FM_OP_REDUCEMEAN:
         return fm_lower_pool(cx, n);
     case FM_OP_FLATTEN:
     case FM_OP_RESHAPE:

@@ -131,7 +131,7 @@ static bool fm_can_fuse_activation(fm_op op)
 {
     return op == FM_OP_CONV || op == FM_OP_GEMM || op == FM_OP_MATMUL || op == FM_OP_ADD ||
            op == FM_OP_MUL || op == FM_OP_MAXPOOL || op == FM_OP_AVGPOOL ||
-           op == FM_OP_GLOBALAVGPOOL;
+           op == FM_OP_GLOBALAVGPOOL || op == FM_OP_REDUCEMEAN;
 }
 
 /* Relu and constant Clip after an operator with an output range become that range. */

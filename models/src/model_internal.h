@@ -25,6 +25,7 @@ typedef enum fm_op {
     FM_OP_MAXPOOL,
     FM_OP_AVGPOOL,
     FM_OP_GLOBALAVGPOOL,
+    FM_OP_REDUCEMEAN,
     FM_OP_FLATTEN,
     FM_OP_RESHAPE,
     FM_OP_BATCHNORM,
@@ -77,6 +78,9 @@ typedef struct fm_attrs {
     int pad_attr_count;
     float pad_value;
     int allowzero;
+    int keepdims;
+    int64_t axes[FM_MAX_DIMS];
+    int n_axes;
 } fm_attrs;
 
 typedef struct fm_value {

@@ -31,6 +31,7 @@ static const fm_op_spec fm_op_specs[] = {
     {"MaxPool", FM_OP_MAXPOOL, " kernel_shape strides pads dilations auto_pad ceil_mode storage_order "},
     {"AveragePool", FM_OP_AVGPOOL, " kernel_shape strides pads auto_pad ceil_mode count_include_pad "},
     {"GlobalAveragePool", FM_OP_GLOBALAVGPOOL, " "},
+    {"ReduceMean", FM_OP_REDUCEMEAN, " axes keepdims "},
     {"Flatten", FM_OP_FLATTEN, " axis "},
     {"Reshape", FM_OP_RESHAPE, " allowzero "},
     {"BatchNormalization", FM_OP_BATCHNORM, " epsilon momentum training_mode spatial is_test "},
@@ -224,6 +225,7 @@ static void fm_attrs_default(fm_attrs *a)
     a->resize_mode = FM_RESIZE_NEAREST;
     a->resize_coords = FM_COORD_HALF_PIXEL;
     a->pad_constant_mode = 1;
+    a->keepdims = 1;
 }
 
 static fleet_model_status fm_ints2(const fm_node *n, const Onnx__AttributeProto *a, int64_t *dst,
@@ -341,7 +343,15 @@ static fleet_model_status fm_parse_attr(fm_graph *g, fm_node *n, const Onnx__Att
         x->clip_max = a->f;
     else if (fm_attr_is(a, "value") && n->op == FM_OP_PAD)
         x->pad_value = a->f;
-    else if (fm_attr_is(a, "allowzero"))
+    else if (fm_attr_is(a, "keepdims"))
+        x->keepdims = a->i != 0;
+    else if (fm_attr_is(a, "axes")) {
+        if (a->n_ints > FM_MAX_DIMS)
+            return fm_fail_node(n, FLEET_MODEL_EMALFORMED, "too many axes");
+        for (size_t i = 0; i < a->n_ints; i++)
+            x->axes[i] = a->ints[i];
+        x->n_axes = (int)a->n_ints;
+    } else if (fm_attr_is(a, "allowzero"))
         x->allowzero = a->i != 0;
     else if ((fm_attr_is(a, "training_mode") && a->i != 0) ||
              (fm_attr_is(a, "spatial") && a->i != 1) ||
@@ -360,15 +370,20 @@ static fleet_model_status fm_import_constant(fm_graph *g, fm_node *n, const Onnx
     const Onnx__AttributeProto *a = p->attribute[0];
     fm_value *v = &g->values[n->out[0]];
     n->dead = true;
-    if (fm_attr_is(a, "value") && a->t)
+    if (a->name && fm_attr_is(a, "value") && a->t)
         return fm_load_tensor(a->t, v);
-    size_t count = fm_attr_is(a, "value_floats") ? a->n_floats
-                   : fm_attr_is(a, "value_ints") ? a->n_ints
-                                                 : 1;
-    bool is_float = fm_attr_is(a, "value_float") || fm_attr_is(a, "value_floats");
+    bool scalar = a->name && (fm_attr_is(a, "value_float") || fm_attr_is(a, "value_int"));
+    bool is_float = a->name && (fm_attr_is(a, "value_float") || fm_attr_is(a, "value_floats"));
+    bool list = a->name && (fm_attr_is(a, "value_floats") || fm_attr_is(a, "value_ints"));
+    if (!scalar && !list)
+        return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED, "attribute '%s' is not supported",
+                            a->name ? a->name : "");
+    size_t count = !list ? 1 : is_float ? a->n_floats : a->n_ints;
+    if (scalar && !(is_float ? a->has_f : a->has_i))
+        return fm_fail_node(n, FLEET_MODEL_EMALFORMED, "attribute '%s' has no value", a->name);
     v->is_const = true;
     v->has_shape = true;
-    v->rank = (fm_attr_is(a, "value_float") || fm_attr_is(a, "value_int")) ? 0 : 1;
+    v->rank = scalar ? 0 : 1;
     v->dims[0] = (int64_t)count;
     v->count = count;
     if (is_float) {
@@ -376,7 +391,7 @@ static fleet_model_status fm_import_constant(fm_graph *g, fm_node *n, const Onnx
         if (!v->data)
             return fm_fail(FLEET_MODEL_ENOMEM, "out of memory");
         for (size_t i = 0; i < count; i++)
-            v->data[i] = fm_attr_is(a, "value_float") ? a->f : a->floats[i];
+            v->data[i] = scalar ? a->f : a->floats[i];
         return FLEET_MODEL_OK;
     }
     v->is_int = true;
@@ -384,7 +399,7 @@ static fleet_model_status fm_import_constant(fm_graph *g, fm_node *n, const Onnx
     if (!v->ints)
         return fm_fail(FLEET_MODEL_ENOMEM, "out of memory");
     for (size_t i = 0; i < count; i++)
-        v->ints[i] = fm_attr_is(a, "value_int") ? a->i : a->ints[i];
+        v->ints[i] = scalar ? a->i : a->ints[i];
     return FLEET_MODEL_OK;
 }
 
@@ -444,6 +459,10 @@ static fleet_model_status fm_import_node(fm_graph *g, const Onnx__NodeProto *p, 
         return fm_import_constant(g, n, p);
     if (n->op == FM_OP_SOFTMAX && g->opset >= 13)
         n->a.axis = -1; /* the default moved from 1 to -1 in opset 13 */
+    if (n->op == FM_OP_HARDSIGMOID) {
+        n->a.alpha = 0.2f; /* ONNX defaults differ from Gemm's 1.0 */
+        n->a.beta = 0.5f;
+    }
     for (size_t i = 0; i < p->n_attribute; i++) {
         const Onnx__AttributeProto *a = p->attribute[i];
         char key[96];

@@ -299,6 +299,20 @@ static fleet_model_status fm_shape_node(fm_graph *g, fm_node *n)
         fm_set_shape(g, n, 4, dims);
         return FLEET_MODEL_OK;
     }
+    case FM_OP_REDUCEMEAN: {
+        /* Only the spatial mean of an image (global average pooling) is supported. */
+        int64_t axes[2] = {0, 0};
+        for (int i = 0; i < n->a.n_axes && i < 2; i++)
+            axes[i] = n->a.axes[i] < 0 ? n->a.axes[i] + (int64_t)x->rank : n->a.axes[i];
+        bool spatial = x->rank == 4 && n->a.n_axes == 2 &&
+                       ((axes[0] == 2 && axes[1] == 3) || (axes[0] == 3 && axes[1] == 2));
+        if (!spatial || n->n_in > 1)
+            return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED,
+                                "only the mean over axes (2, 3) of a 4-D tensor is supported");
+        int64_t dims[4] = {x->dims[0], x->dims[1], 1, 1};
+        fm_set_shape(g, n, n->a.keepdims ? 4 : 2, dims);
+        return FLEET_MODEL_OK;
+    }
     case FM_OP_FLATTEN:
         return fm_shape_flatten(g, n);
     case FM_OP_RESHAPE:
