@@ -475,17 +475,49 @@ static fleet_model_status fm_lower_reshape(fm_ctx *cx, const fm_node *n)
                         "the reshape");
 }
 
+/* Softmax over everything from dimension 1 on (opset < 13): flatten, normalise, unflatten.
+ * The order inside a sample does not matter, so an NHWC image flattens as it lies. */
+static fleet_model_status fm_lower_softmax_flat(fm_ctx *cx, const fm_node *n, const fm_slot *x)
+{
+    size_t flat[2] = {x->dims[0], 1};
+    for (size_t d = 1; d < x->rank; d++)
+        flat[1] *= x->dims[d];
+    uint32_t a, b;
+    fleet_model_status st = fm_same_shape_output(cx, n, x);
+    if (st != FLEET_MODEL_OK)
+        return st;
+    if (xnn_define_tensor_value(cx->subgraph, xnn_datatype_fp32, 2, flat, NULL,
+                                XNN_INVALID_VALUE_ID, 0, &a) != xnn_status_success ||
+        xnn_define_tensor_value(cx->subgraph, xnn_datatype_fp32, 2, flat, NULL,
+                                XNN_INVALID_VALUE_ID, 0, &b) != xnn_status_success)
+        return fm_fail_node(n, FLEET_MODEL_EBACKEND, "XNNPACK rejected a temporary");
+    if ((st = fm_ctx_check(cx, n, xnn_define_static_reshape(cx->subgraph, 2, flat, x->id, a, 0),
+                           "a reshape")) != FLEET_MODEL_OK ||
+        (st = fm_ctx_check(cx, n, xnn_define_softmax(cx->subgraph, a, b, 0), "the softmax")) !=
+            FLEET_MODEL_OK)
+        return st;
+    return fm_ctx_check(cx, n,
+                        xnn_define_static_reshape(cx->subgraph, x->rank, x->dims, b,
+                                                  cx->slots[n->out[0]].id, 0),
+                        "a reshape");
+}
+
 static fleet_model_status fm_lower_softmax(fm_ctx *cx, const fm_node *n)
 {
     fm_slot *x = fm_ctx_slot(cx, n, 0);
     const fm_value *xv = fm_ctx_value(cx, n, 0);
     int64_t rank = (int64_t)xv->rank, axis = n->a.axis < 0 ? n->a.axis + rank : n->a.axis;
     /* XNNPACK normalises the last physical axis. Before opset 13 ONNX normalised everything
-     * from axis on, which is the same only when nothing but size-1 axes follow. */
-    bool ok = x->layout == FM_LAYOUT_NHWC
-                  ? axis == 1 && (cx->g->opset >= 13 || xv->dims[2] * xv->dims[3] == 1)
-                  : axis == rank - 1;
-    if (!ok)
+     * from axis on (the same when nothing but size-1 axes follow). */
+    bool trailing_ones = true;
+    for (int64_t d = axis + 1; d < rank; d++)
+        trailing_ones &= xv->dims[d] == 1;
+    bool legacy = cx->g->opset < 13;
+    bool last = x->layout == FM_LAYOUT_NHWC ? axis == 1 && (!legacy || trailing_ones)
+                                            : axis == rank - 1;
+    if (!last && legacy && axis == 1 && x->layout != FM_LAYOUT_FLAT_HWC)
+        return fm_lower_softmax_flat(cx, n, x);
+    if (!last)
         return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED, "softmax over axis %lld of a %lld-D "
                             "tensor is not supported", (long long)n->a.axis, (long long)rank);
     fleet_model_status st = fm_same_shape_output(cx, n, x);
@@ -662,7 +694,8 @@ fleet_model_status fm_lower_node(fm_ctx *cx, const fm_node *n)
 {
     for (size_t i = 0; i < n->n_in; i++) {
         const fm_value *v = fm_ctx_value(cx, n, i);
-        if (i == 0 && (!v || v->is_const))
+        bool commutes = n->op == FM_OP_ADD || n->op == FM_OP_MUL;
+        if (i == 0 && (!v || (v->is_const && !commutes)))
             return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED,
                                 "the first input must be computed, not a constant");
         if (v && !v->is_const && cx->slots[fm_resolve(cx->g, n->in[i])].id == XNN_INVALID_VALUE_ID)
