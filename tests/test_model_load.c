@@ -9,6 +9,7 @@
 
 #include <onnx/onnx.pb-c.h>
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -397,6 +398,29 @@ static void test_metadata_and_stats(void **state)
     free(bytes);
 }
 
+/* Inputs the fuzzer once crashed on: each must now load or fail cleanly. */
+static void test_fuzz_regressions(void **state)
+{
+    (void)state;
+    const char *root = getenv("FLEET_SOURCE_DIR");
+    char dir[512], path[1024];
+    snprintf(dir, sizeof dir, "%s%stests/fuzz/regressions", root ? root : "", root ? "/" : "");
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int files = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        fleet_model *m = NULL;
+        if (fleet_model_load_file(path, NULL, &m) == FLEET_MODEL_OK)
+            fleet_model_destroy(m);
+        files++;
+    }
+    closedir(d);
+    assert_true(files > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -407,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_bad_graphs_fail_clearly),
         cmocka_unit_test(test_bad_bytes_never_crash),
         cmocka_unit_test(test_metadata_and_stats),
+        cmocka_unit_test(test_fuzz_regressions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

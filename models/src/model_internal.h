@@ -10,6 +10,8 @@
 
 #define FM_MAX_DIMS FLEET_MODEL_MAX_DIMS
 #define FM_NO_VALUE (-1)
+#define FM_MAX_DIM ((int64_t)1 << 24)      /* no dimension may be larger */
+#define FM_MAX_ELEMENTS ((int64_t)1 << 28) /* no tensor may hold more values (1 GiB of f32) */
 
 typedef enum fm_op {
     FM_OP_CONV,

@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* No single tensor may claim more elements than this (1 GiB of float32). */
-#define FM_MAX_TENSOR_ELEMENTS ((size_t)1 << 28)
 
 typedef struct fm_op_spec {
     const char *type;
@@ -121,7 +119,7 @@ static fleet_model_status fm_tensor_count(const Onnx__TensorProto *t, size_t *co
         if (t->dims[i] < 0)
             return fm_fail(FLEET_MODEL_EMALFORMED, "tensor '%s' has a negative dimension",
                            t->name ? t->name : "");
-        if (t->dims[i] > 0 && n > FM_MAX_TENSOR_ELEMENTS / (size_t)t->dims[i])
+        if (t->dims[i] > 0 && n > (size_t)FM_MAX_ELEMENTS / (size_t)t->dims[i])
             return fm_fail(FLEET_MODEL_ETOOBIG, "tensor '%s' is too large",
                            t->name ? t->name : "");
         n *= (size_t)t->dims[i];
@@ -499,7 +497,7 @@ static fleet_model_status fm_import_input(fm_graph *g, const Onnx__ValueInfoProt
     for (size_t d = 0; d < v->rank; d++) {
         const Onnx__TensorShapeProto__Dimension *dim = tt->shape->dim[d];
         bool known = dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-        if (d > 0 && (!known || dim->dim_value <= 0 || dim->dim_value > 1 << 24))
+        if (d > 0 && (!known || dim->dim_value <= 0 || dim->dim_value > FM_MAX_DIM))
             return fm_fail(FLEET_MODEL_EUNSUPPORTED,
                            "input '%s': dimension %zu must be a fixed positive size (only the "
                            "batch dimension may be symbolic)",

@@ -167,7 +167,10 @@ static fleet_model_status fm_shape_reshape(fm_graph *g, fm_node *n)
             d = x->dims[i];
         else if (i == 0 && d > 0 && d == g->declared_batch)
             d = x->dims[0]; /* dimension 0 is the batch, whatever batch the file was exported at */
-        if (d == -1) {
+        if (d > FM_MAX_DIM) {
+            return fm_fail_node(n, FLEET_MODEL_ETOOBIG, "shape value %lld is too large",
+                                (long long)d);
+        } else if (d == -1) {
             if (infer >= 0)
                 return fm_fail_node(n, FLEET_MODEL_EMALFORMED, "more than one -1 in the shape");
             infer = (int)i;
@@ -178,6 +181,8 @@ static fleet_model_status fm_shape_reshape(fm_graph *g, fm_node *n)
         }
         dims[i] = d;
         known *= d;
+        if (known > FM_MAX_ELEMENTS)
+            return fm_fail_node(n, FLEET_MODEL_ETOOBIG, "new shape is too large");
     }
     int64_t total = (int64_t)fm_value_numel(x);
     if (infer >= 0) {
@@ -234,6 +239,8 @@ static fleet_model_status fm_shape_pad(fm_graph *g, fm_node *n)
     for (size_t i = 0; i < x->rank; i++) {
         if (pads[i] < 0 || pads[i + x->rank] < 0)
             return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED, "negative pads are not supported");
+        if (pads[i] > FM_MAX_DIM || pads[i + x->rank] > FM_MAX_DIM)
+            return fm_fail_node(n, FLEET_MODEL_ETOOBIG, "pads are too large");
         dims[i] = x->dims[i] + pads[i] + pads[i + x->rank];
     }
     if (pads[0] || pads[x->rank])
@@ -256,9 +263,12 @@ static fleet_model_status fm_shape_resize(fm_graph *g, fm_node *n)
             return st;
         memcpy(dims, sizes->ints, sizeof dims);
         dims[0] = x->dims[0];
+        if (dims[2] > FM_MAX_DIM || dims[3] > FM_MAX_DIM)
+            return fm_fail_node(n, FLEET_MODEL_ETOOBIG, "sizes are too large");
     } else if (scales && scales->is_const && !scales->is_int && scales->count == 4) {
         for (int i = 0; i < 4; i++) {
-            if (!(scales->data[i] > 0.0f) || scales->data[i] > 4096.0f)
+            if (!(scales->data[i] > 0.0f) || scales->data[i] > 4096.0f ||
+                (double)x->dims[i] * (double)scales->data[i] > (double)FM_MAX_DIM)
                 return fm_fail_node(n, FLEET_MODEL_EMALFORMED, "scale %g is out of range",
                                     (double)scales->data[i]);
             dims[i] = (int64_t)floor((double)x->dims[i] * (double)scales->data[i]);
@@ -350,10 +360,17 @@ fleet_model_status fm_infer_shapes(fm_graph *g)
         fleet_model_status st = fm_shape_node(g, n);
         if (st != FLEET_MODEL_OK)
             return st;
-        for (size_t d = 0; d < g->values[n->out[0]].rank; d++)
-            if (g->values[n->out[0]].dims[d] <= 0 || g->values[n->out[0]].dims[d] > 1 << 24)
+        const fm_value *y = &g->values[n->out[0]];
+        int64_t elements = 1;
+        for (size_t d = 0; d < y->rank; d++) {
+            if (y->dims[d] <= 0 || y->dims[d] > FM_MAX_DIM)
                 return fm_fail_node(n, FLEET_MODEL_ESHAPE, "output dimension %zu is %lld", d,
-                                    (long long)g->values[n->out[0]].dims[d]);
+                                    (long long)y->dims[d]);
+            elements *= y->dims[d];
+            if (elements > FM_MAX_ELEMENTS)
+                return fm_fail_node(n, FLEET_MODEL_ETOOBIG, "output of %lld+ values is too large",
+                                    (long long)elements);
+        }
     }
     return FLEET_MODEL_OK;
 }
