@@ -11,7 +11,9 @@
 #define FM_MAX_DIMS FLEET_MODEL_MAX_DIMS
 #define FM_NO_VALUE (-1)
 #define FM_MAX_DIM ((int64_t)1 << 24)      /* no dimension may be larger */
-#define FM_MAX_ELEMENTS ((int64_t)1 << 28) /* no tensor may hold more values (1 GiB of f32) */
+#define FM_MAX_ELEMENTS ((int64_t)1 << 26) /* no tensor may hold more values (256 MiB of f32) */
+#define FM_MAX_ACTIVATIONS ((int64_t)1 << 28) /* all computed tensors together (1 GiB of f32) */
+#define FM_MAX_RESIZE_PIXELS ((int64_t)1 << 22) /* XNNPACK keeps an index per output pixel */
 
 typedef enum fm_op {
     FM_OP_CONV,

@@ -277,6 +277,9 @@ static fleet_model_status fm_shape_resize(fm_graph *g, fm_node *n)
         return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED,
                             "needs constant scales (4 floats) or sizes (4 int64)");
     }
+    if (dims[2] * dims[3] > FM_MAX_RESIZE_PIXELS)
+        return fm_fail_node(n, FLEET_MODEL_ETOOBIG, "output of %lldx%lld pixels is too large",
+                            (long long)dims[2], (long long)dims[3]);
     if (dims[0] != x->dims[0] || dims[1] != x->dims[1] || dims[2] < 1 || dims[3] < 1)
         return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED, "only height and width may be resized");
     fm_set_shape(g, n, 4, dims);
@@ -349,6 +352,7 @@ static fleet_model_status fm_shape_node(fm_graph *g, fm_node *n)
 
 fleet_model_status fm_infer_shapes(fm_graph *g)
 {
+    int64_t activations = 0;
     for (size_t i = 0; i < g->n_inputs; i++) {
         fm_value *v = &g->values[g->inputs[i]];
         v->dims[0] = (int64_t)g->batch;
@@ -371,6 +375,11 @@ fleet_model_status fm_infer_shapes(fm_graph *g)
                 return fm_fail_node(n, FLEET_MODEL_ETOOBIG, "output of %lld+ values is too large",
                                     (long long)elements);
         }
+        activations += elements;
+        if (activations > FM_MAX_ACTIVATIONS)
+            return fm_fail_node(n, FLEET_MODEL_ETOOBIG,
+                                "the activations up to here need more than %lld MiB",
+                                (long long)(FM_MAX_ACTIVATIONS * 4 >> 20));
     }
     return FLEET_MODEL_OK;
 }
