@@ -171,7 +171,8 @@ static int cmd_info(const model_args *a)
     }
     if (fleet_model_cut_count(m) > 0)
         printf("cut candidates (batch 1; * = natural bottleneck):\n"
-               "  %-28s %-16s %12s %12s\n", "tensor", "shape", "f32 bytes", "int8 bytes");
+               "  %-28s %-16s %12s %12s\n",
+               "tensor", "shape", "f32 bytes", "int8 bytes");
     for (size_t i = 0; i < fleet_model_cut_count(m); i++) {
         fleet_model_cut c;
         fleet_model_cut_at(m, i, &c);
@@ -228,9 +229,10 @@ static int cmd_run(const model_args *a)
         goto cleanup;
     size_t sample_bytes = in.count * sizeof(float);
     if (size == 0 || size % sample_bytes) {
-        fprintf(stderr, "fleetctl model run: %s holds %zu bytes, not a multiple of one sample "
-                "(%zu floats = %zu bytes for input '%s')\n", a->input, size, in.count,
-                sample_bytes, in.name);
+        fprintf(stderr,
+                "fleetctl model run: %s holds %zu bytes, not a multiple of one sample "
+                "(%zu floats = %zu bytes for input '%s')\n",
+                a->input, size, in.count, sample_bytes, in.name);
         goto cleanup;
     }
     size_t batch = size / sample_bytes;
@@ -247,8 +249,8 @@ static int cmd_run(const model_args *a)
         bufs[i] = malloc(t.count * sizeof(float) + 1);
     }
     const float *ins[1] = {input};
-    fleet_model_status st = bufs && bufs[outputs - 1] ? fleet_model_run(m, ins, bufs)
-                                                      : FLEET_MODEL_ENOMEM;
+    fleet_model_status st =
+        bufs && bufs[outputs - 1] ? fleet_model_run(m, ins, bufs) : FLEET_MODEL_ENOMEM;
     if (st == FLEET_MODEL_OK) {
         output = bufs[0];
         bufs[0] = NULL;

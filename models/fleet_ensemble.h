@@ -52,8 +52,7 @@ int fleet_ensemble_decide(fleet_ensemble_rule rule, const fleet_ensemble_vote *v
 
 /* Top-k of a probability (or score) vector, highest first; ties keep the smaller class first.
  * Returns the number of pairs written: min(k, classes). */
-size_t fleet_ensemble_topk(const float *probs, size_t classes, size_t k,
-                           fleet_ensemble_score *out);
+size_t fleet_ensemble_topk(const float *probs, size_t classes, size_t k, fleet_ensemble_score *out);
 
 /* softmax(logits / temperature) in place; temperature <= 0 counts as 1. */
 void fleet_ensemble_softmax(float *values, size_t count, float temperature);

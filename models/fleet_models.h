@@ -94,24 +94,23 @@ fleet_model_status fleet_model_run(fleet_model *model, const float *const *input
 const char *fleet_model_metadata(const fleet_model *model, const char *key);
 size_t fleet_model_metadata_count(const fleet_model *model);
 /* The index-th key/value pair; pointers owned by the model. */
-fleet_model_status fleet_model_metadata_at(const fleet_model *model, size_t index,
-                                           const char **key, const char **value);
+fleet_model_status fleet_model_metadata_at(const fleet_model *model, size_t index, const char **key,
+                                           const char **value);
 
 /* A place where the graph can be cut in two: a tensor every input-to-output path crosses. */
 typedef struct fleet_model_cut {
-    const char *tensor;  /* owned by the model */
-    size_t node_index;   /* nodes [0, node_index] form the head */
+    const char *tensor; /* owned by the model */
+    size_t node_index;  /* nodes [0, node_index] form the head */
     size_t rank;
     size_t dims[FLEET_MODEL_MAX_DIMS]; /* at batch size 1 */
-    size_t bytes_f32;    /* at batch size 1 */
-    size_t bytes_int8;   /* quantized for the wire */
-    int natural_bottleneck; /* smaller than the input and than every earlier candidate */
+    size_t bytes_f32;                  /* at batch size 1 */
+    size_t bytes_int8;                 /* quantized for the wire */
+    int natural_bottleneck;            /* smaller than the input and than every earlier candidate */
 } fleet_model_cut;
 
 /* The cut candidates of the whole graph, in graph order (available on FULL handles only). */
 size_t fleet_model_cut_count(const fleet_model *model);
-fleet_model_status fleet_model_cut_at(const fleet_model *model, size_t index,
-                                      fleet_model_cut *cut);
+fleet_model_status fleet_model_cut_at(const fleet_model *model, size_t index, fleet_model_cut *cut);
 
 /* Static facts for `fleetctl model info`. */
 typedef struct fleet_model_stats {

@@ -80,8 +80,7 @@ static void test_missing_and_invalid_votes(void **state)
     (void)state;
     const fleet_ensemble_score bad_class[] = {{7, 0.5f}};
     const fleet_ensemble_score bad_prob[] = {{1, NAN}};
-    fleet_ensemble_vote v[4] = {
-        {NULL, 0, 1}, {bad_class, 1, 1}, {bad_prob, 1, 1}, {c, 2, 1}};
+    fleet_ensemble_vote v[4] = {{NULL, 0, 1}, {bad_class, 1, 1}, {bad_prob, 1, 1}, {c, 2, 1}};
     fleet_ensemble_decision d;
     assert_int_equal(fleet_ensemble_decide(FLEET_ENSEMBLE_MEAN_SOFTMAX, v, 4, 4, NULL, &d), 0);
     assert_int_equal(d.used, 1);

@@ -211,8 +211,8 @@ static void expect_failure(const fixture *fx, void (*edit)(Onnx__ModelProto *),
     fleet_model *m = NULL;
     fleet_model_status st = fleet_model_load_buffer(bytes, size, NULL, &m);
     if (st != want || !strstr(fleet_model_last_error(), words))
-        fail_msg("got status %d '%s', want %d mentioning '%s'", st, fleet_model_last_error(),
-                 want, words);
+        fail_msg("got status %d '%s', want %d mentioning '%s'", st, fleet_model_last_error(), want,
+                 words);
     assert_null(m);
     free(bytes);
 }

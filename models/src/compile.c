@@ -126,12 +126,12 @@ static fleet_model_status fm_define_inputs(fm_ctx *cx)
         else
             for (size_t d = 0; d < v->rank; d++)
                 slot->dims[d] = (size_t)v->dims[d];
-        enum xnn_status s = xnn_define_tensor_value(cx->subgraph, xnn_datatype_fp32, slot->rank,
-                                                    slot->dims, NULL, (uint32_t)i,
-                                                    XNN_VALUE_FLAG_EXTERNAL_INPUT, &slot->id);
+        enum xnn_status s =
+            xnn_define_tensor_value(cx->subgraph, xnn_datatype_fp32, slot->rank, slot->dims, NULL,
+                                    (uint32_t)i, XNN_VALUE_FLAG_EXTERNAL_INPUT, &slot->id);
         if (s != xnn_status_success)
-            return fm_fail(FLEET_MODEL_EBACKEND, "XNNPACK rejected input '%s' (status %d)",
-                           v->name, (int)s);
+            return fm_fail(FLEET_MODEL_EBACKEND, "XNNPACK rejected input '%s' (status %d)", v->name,
+                           (int)s);
     }
     return FLEET_MODEL_OK;
 }
@@ -198,8 +198,8 @@ static fleet_model_status fm_check_outputs(const fm_graph *g)
 static fleet_model_status fm_build_subgraph(fm_ctx *cx)
 {
     const fm_graph *g = cx->g;
-    enum xnn_status s = xnn_create_subgraph((uint32_t)(g->n_inputs + g->n_outputs), 0,
-                                            &cx->subgraph);
+    enum xnn_status s =
+        xnn_create_subgraph((uint32_t)(g->n_inputs + g->n_outputs), 0, &cx->subgraph);
     if (s != xnn_status_success)
         return fm_fail(FLEET_MODEL_EBACKEND, "XNNPACK could not create a subgraph (status %d)",
                        (int)s);
@@ -226,7 +226,8 @@ fleet_model_status fm_compile(const fm_graph *g, size_t threads, fm_compiled **o
     }
     for (size_t i = 0; i < g->n_values; i++)
         cx.slots[i].id = XNN_INVALID_VALUE_ID;
-    if ((st = fm_check_outputs(g)) != FLEET_MODEL_OK || (st = fm_build_subgraph(&cx)) != FLEET_MODEL_OK)
+    if ((st = fm_check_outputs(g)) != FLEET_MODEL_OK ||
+        (st = fm_build_subgraph(&cx)) != FLEET_MODEL_OK)
         goto cleanup;
     if (threads > 1 && !(c->pool = pthreadpool_create(threads))) {
         st = fm_fail(FLEET_MODEL_ESYSERR, "could not start %zu threads", threads);

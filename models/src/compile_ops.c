@@ -65,11 +65,11 @@ static fleet_model_status fm_lower_conv(fm_ctx *cx, const fm_node *n)
             (uint32_t)d[1], (uint32_t)(cout / cin), cin, n->out_min, n->out_max, x->id, filter_id,
             bias_id, out, 0);
     else
-        xs = xnn_define_convolution_2d(cx->subgraph, (uint32_t)p[0], (uint32_t)p[3],
-                                       (uint32_t)p[2], (uint32_t)p[1], (uint32_t)kh, (uint32_t)kw,
-                                       (uint32_t)s[0], (uint32_t)s[1], (uint32_t)d[0],
-                                       (uint32_t)d[1], (uint32_t)groups, cg, cout / groups,
-                                       n->out_min, n->out_max, x->id, filter_id, bias_id, out, 0);
+        xs = xnn_define_convolution_2d(cx->subgraph, (uint32_t)p[0], (uint32_t)p[3], (uint32_t)p[2],
+                                       (uint32_t)p[1], (uint32_t)kh, (uint32_t)kw, (uint32_t)s[0],
+                                       (uint32_t)s[1], (uint32_t)d[0], (uint32_t)d[1],
+                                       (uint32_t)groups, cg, cout / groups, n->out_min, n->out_max,
+                                       x->id, filter_id, bias_id, out, 0);
     return fm_ctx_check(cx, n, xs, "the convolution");
 }
 
@@ -81,7 +81,8 @@ static fleet_model_status fm_lower_dense(fm_ctx *cx, const fm_node *n)
     const fm_value *y = &cx->g->values[n->out[0]];
     bool gemm = n->op == FM_OP_GEMM, trans = gemm && n->a.trans_b;
     if (x->layout == FM_LAYOUT_NHWC)
-        return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED, "a 4-D image input is not supported "
+        return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED,
+                            "a 4-D image input is not supported "
                             "(Flatten it first)");
     size_t k = (size_t)(trans ? b->dims[1] : b->dims[0]);
     size_t cols = (size_t)(trans ? b->dims[0] : b->dims[1]);
@@ -188,8 +189,8 @@ static fleet_model_status fm_emit_binary_const(fm_ctx *cx, const fm_node *n, fm_
 {
     uint32_t cid;
     size_t crank_phys = 0, cdims_phys[FM_MAX_DIMS] = {0};
-    fleet_model_status st = fm_const_like(cx, n, x, logical_rank, data, crank, cdims, &cid,
-                                          &crank_phys, cdims_phys);
+    fleet_model_status st =
+        fm_const_like(cx, n, x, logical_rank, data, crank, cdims, &cid, &crank_phys, cdims_phys);
     if (st != FLEET_MODEL_OK)
         return st;
     size_t rank, dims[FM_MAX_DIMS];
@@ -226,14 +227,14 @@ static fleet_model_status fm_lower_binary(fm_ctx *cx, const fm_node *n)
         const fm_value *xv = a->is_const ? b : a;
         if (x->layout != FM_LAYOUT_PLAIN && c->rank > xv->rank)
             return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED, "constant widens an image tensor");
-        return fm_emit_binary_const(cx, n, kind, x, y->rank, c->data, c->rank, c->dims,
-                                    n->out_min, n->out_max, &id, true);
+        return fm_emit_binary_const(cx, n, kind, x, y->rank, c->data, c->rank, c->dims, n->out_min,
+                                    n->out_max, &id, true);
     }
     fm_slot *x = fm_ctx_slot(cx, n, 0), *z = fm_ctx_slot(cx, n, 1);
-    bool same_layout = x->layout == z->layout &&
-                       (x->layout != FM_LAYOUT_FLAT_HWC ||
-                        (x->c == z->c && x->h == z->h && x->w == z->w)) &&
-                       (x->layout == FM_LAYOUT_PLAIN || x->rank == z->rank);
+    bool same_layout =
+        x->layout == z->layout &&
+        (x->layout != FM_LAYOUT_FLAT_HWC || (x->c == z->c && x->h == z->h && x->w == z->w)) &&
+        (x->layout == FM_LAYOUT_PLAIN || x->rank == z->rank);
     if (!same_layout)
         return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED,
                             "operands are laid out differently (image vs flat tensor)");
@@ -244,11 +245,10 @@ static fleet_model_status fm_lower_binary(fm_ctx *cx, const fm_node *n)
         return st;
     fm_slot *o = &cx->slots[n->out[0]];
     o->c = x->c, o->h = x->h, o->w = x->w;
-    enum xnn_status s = kind == FM_BIN_ADD
-                            ? xnn_define_add2(cx->subgraph, n->out_min, n->out_max, x->id, z->id,
-                                              o->id, 0)
-                            : xnn_define_multiply2(cx->subgraph, n->out_min, n->out_max, x->id,
-                                                   z->id, o->id, 0);
+    enum xnn_status s =
+        kind == FM_BIN_ADD
+            ? xnn_define_add2(cx->subgraph, n->out_min, n->out_max, x->id, z->id, o->id, 0)
+            : xnn_define_multiply2(cx->subgraph, n->out_min, n->out_max, x->id, z->id, o->id, 0);
     return fm_ctx_check(cx, n, s, "an elementwise operation");
 }
 
@@ -271,9 +271,9 @@ static fleet_model_status fm_lower_batchnorm(fm_ctx *cx, const fm_node *n)
         cdims[i] = i == 0 ? (int64_t)channels : 1; /* [C, 1, ...] right-aligned to dim 1 */
     fm_slot *x = fm_ctx_slot(cx, n, 0);
     uint32_t tmp, out;
-    fleet_model_status st = fm_emit_binary_const(cx, n, FM_BIN_MUL, x, xv->rank, scale,
-                                                 xv->rank - 1, cdims, -INFINITY, INFINITY, &tmp,
-                                                 false);
+    fleet_model_status st =
+        fm_emit_binary_const(cx, n, FM_BIN_MUL, x, xv->rank, scale, xv->rank - 1, cdims, -INFINITY,
+                             INFINITY, &tmp, false);
     if (st != FLEET_MODEL_OK)
         return st;
     fm_slot scaled = *x;
@@ -315,14 +315,14 @@ static fleet_model_status fm_lower_unary(fm_ctx *cx, const fm_node *n)
         int64_t one = 1;
         float alpha = n->a.alpha, beta = n->a.beta;
         uint32_t tmp, out;
-        fleet_model_status st = fm_emit_binary_const(cx, n, FM_BIN_MUL, x, x->rank, &alpha, 1,
-                                                     &one, -INFINITY, INFINITY, &tmp, false);
+        fleet_model_status st = fm_emit_binary_const(cx, n, FM_BIN_MUL, x, x->rank, &alpha, 1, &one,
+                                                     -INFINITY, INFINITY, &tmp, false);
         if (st != FLEET_MODEL_OK)
             return st;
         fm_slot scaled = *x;
         scaled.id = tmp;
-        return fm_emit_binary_const(cx, n, FM_BIN_ADD, &scaled, x->rank, &beta, 1, &one, 0.0f,
-                                    1.0f, &out, true);
+        return fm_emit_binary_const(cx, n, FM_BIN_ADD, &scaled, x->rank, &beta, 1, &one, 0.0f, 1.0f,
+                                    &out, true);
     }
     bool identity = n->op == FM_OP_IDENTITY || n->op == FM_OP_DROPOUT;
     float lo = identity ? -INFINITY : 0.0f, hi = INFINITY;
@@ -347,16 +347,16 @@ static fleet_model_status fm_pad_before_pool(fm_ctx *cx, const fm_node *n, const
                                              uint32_t *padded)
 {
     const int64_t *p = n->a.pads;
-    size_t pre[4] = {0, (size_t)p[0], (size_t)p[1], 0}, post[4] = {0, (size_t)p[2], (size_t)p[3], 0};
+    size_t pre[4] = {0, (size_t)p[0], (size_t)p[1], 0},
+           post[4] = {0, (size_t)p[2], (size_t)p[3], 0};
     size_t dims[4] = {x->dims[0], x->dims[1] + pre[1] + post[1], x->dims[2] + pre[2] + post[2],
                       x->dims[3]};
     if (xnn_define_tensor_value(cx->subgraph, xnn_datatype_fp32, 4, dims, NULL,
                                 XNN_INVALID_VALUE_ID, 0, padded) != xnn_status_success)
         return fm_fail_node(n, FLEET_MODEL_EBACKEND, "XNNPACK rejected a temporary");
-    return fm_ctx_check(cx, n,
-                        xnn_define_static_constant_pad(cx->subgraph, pre, post, 0.0f, x->id,
-                                                       *padded, 0),
-                        "padding");
+    return fm_ctx_check(
+        cx, n, xnn_define_static_constant_pad(cx->subgraph, pre, post, 0.0f, x->id, *padded, 0),
+        "padding");
 }
 
 static fleet_model_status fm_lower_pool(fm_ctx *cx, const fm_node *n)
@@ -397,8 +397,8 @@ static fleet_model_status fm_lower_pool(fm_ctx *cx, const fm_node *n)
     if (k[0] * k[1] < 2)
         return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED, "a 1x1 pooling window is not supported");
     uint32_t in = x->id;
-    bool prepad = n->op == FM_OP_AVGPOOL && n->a.count_include_pad &&
-                  (pads[0] | pads[1] | pads[2] | pads[3]);
+    bool prepad =
+        n->op == FM_OP_AVGPOOL && n->a.count_include_pad && (pads[0] | pads[1] | pads[2] | pads[3]);
     if (prepad) {
         if ((st = fm_pad_before_pool(cx, n, x, &in)) != FLEET_MODEL_OK)
             return st;
@@ -409,11 +409,10 @@ static fleet_model_status fm_lower_pool(fm_ctx *cx, const fm_node *n)
     uint32_t out = cx->slots[n->out[0]].id;
     enum xnn_status xs;
     if (n->op == FM_OP_MAXPOOL)
-        xs = xnn_define_max_pooling_2d(cx->subgraph, (uint32_t)pads[0], (uint32_t)pads[3],
-                                       (uint32_t)pads[2], (uint32_t)pads[1], (uint32_t)k[0],
-                                       (uint32_t)k[1], (uint32_t)s[0], (uint32_t)s[1],
-                                       (uint32_t)d[0], (uint32_t)d[1], n->out_min, n->out_max, in,
-                                       out, 0);
+        xs = xnn_define_max_pooling_2d(
+            cx->subgraph, (uint32_t)pads[0], (uint32_t)pads[3], (uint32_t)pads[2],
+            (uint32_t)pads[1], (uint32_t)k[0], (uint32_t)k[1], (uint32_t)s[0], (uint32_t)s[1],
+            (uint32_t)d[0], (uint32_t)d[1], n->out_min, n->out_max, in, out, 0);
     else
         xs = xnn_define_average_pooling_2d(cx->subgraph, (uint32_t)pads[0], (uint32_t)pads[3],
                                            (uint32_t)pads[2], (uint32_t)pads[1], (uint32_t)k[0],
@@ -438,9 +437,9 @@ static fleet_model_status fm_lower_reshape(fm_ctx *cx, const fm_node *n)
     fm_slot out = {.layout = FM_LAYOUT_PLAIN, .rank = y->rank};
     for (size_t d = 0; d < y->rank; d++)
         out.dims[d] = (size_t)y->dims[d];
-    bool src_plain = x->layout == FM_LAYOUT_PLAIN ||
-                     (x->layout == FM_LAYOUT_NHWC &&
-                      fm_trivial_order(xv->dims[1], xv->dims[2], xv->dims[3]));
+    bool src_plain =
+        x->layout == FM_LAYOUT_PLAIN ||
+        (x->layout == FM_LAYOUT_NHWC && fm_trivial_order(xv->dims[1], xv->dims[2], xv->dims[3]));
     if (y->rank == 4 && src_plain && fm_trivial_order(y->dims[1], y->dims[2], y->dims[3])) {
         out.layout = FM_LAYOUT_NHWC;
         fm_nhwc_dims(y->dims, out.dims);
@@ -469,10 +468,9 @@ static fleet_model_status fm_lower_reshape(fm_ctx *cx, const fm_node *n)
     if (st != FLEET_MODEL_OK)
         return st;
     o->c = out.c, o->h = out.h, o->w = out.w;
-    return fm_ctx_check(cx, n,
-                        xnn_define_static_reshape(cx->subgraph, out.rank, out.dims, x->id, o->id,
-                                                  0),
-                        "the reshape");
+    return fm_ctx_check(
+        cx, n, xnn_define_static_reshape(cx->subgraph, out.rank, out.dims, x->id, o->id, 0),
+        "the reshape");
 }
 
 /* Softmax over everything from dimension 1 on (opset < 13): flatten, normalise, unflatten.
@@ -496,10 +494,10 @@ static fleet_model_status fm_lower_softmax_flat(fm_ctx *cx, const fm_node *n, co
         (st = fm_ctx_check(cx, n, xnn_define_softmax(cx->subgraph, a, b, 0), "the softmax")) !=
             FLEET_MODEL_OK)
         return st;
-    return fm_ctx_check(cx, n,
-                        xnn_define_static_reshape(cx->subgraph, x->rank, x->dims, b,
-                                                  cx->slots[n->out[0]].id, 0),
-                        "a reshape");
+    return fm_ctx_check(
+        cx, n,
+        xnn_define_static_reshape(cx->subgraph, x->rank, x->dims, b, cx->slots[n->out[0]].id, 0),
+        "a reshape");
 }
 
 static fleet_model_status fm_lower_softmax(fm_ctx *cx, const fm_node *n)
@@ -513,13 +511,15 @@ static fleet_model_status fm_lower_softmax(fm_ctx *cx, const fm_node *n)
     for (int64_t d = axis + 1; d < rank; d++)
         trailing_ones &= xv->dims[d] == 1;
     bool legacy = cx->g->opset < 13;
-    bool last = x->layout == FM_LAYOUT_NHWC ? axis == 1 && (!legacy || trailing_ones)
-                                            : axis == rank - 1;
+    bool last =
+        x->layout == FM_LAYOUT_NHWC ? axis == 1 && (!legacy || trailing_ones) : axis == rank - 1;
     if (!last && legacy && axis == 1 && x->layout != FM_LAYOUT_FLAT_HWC)
         return fm_lower_softmax_flat(cx, n, x);
     if (!last)
-        return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED, "softmax over axis %lld of a %lld-D "
-                            "tensor is not supported", (long long)n->a.axis, (long long)rank);
+        return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED,
+                            "softmax over axis %lld of a %lld-D "
+                            "tensor is not supported",
+                            (long long)n->a.axis, (long long)rank);
     fleet_model_status st = fm_same_shape_output(cx, n, x);
     if (st != FLEET_MODEL_OK)
         return st;
@@ -536,7 +536,8 @@ static fleet_model_status fm_lower_pad(fm_ctx *cx, const fm_node *n)
     if (cx->g->opset >= 11) {
         const fm_value *cv = fm_ctx_value(cx, n, 2);
         if (cv && (!cv->is_const || cv->is_int || cv->count != 1))
-            return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED, "constant_value must be a float "
+            return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED,
+                                "constant_value must be a float "
                                 "constant");
         value = cv ? cv->data[0] : 0.0f;
     }
@@ -544,7 +545,7 @@ static fleet_model_status fm_lower_pad(fm_ctx *cx, const fm_node *n)
         return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED, "padding a flattened image");
     for (size_t i = 0; i < rank; i++) {
         /* Logical axis i of an NHWC tensor lives at physical axis {0,3,1,2}[i]. */
-        size_t phys = x->layout == FM_LAYOUT_NHWC ? (size_t)"\0\3\1\2"[i] : i;
+        size_t phys = x->layout == FM_LAYOUT_NHWC ? (size_t) "\0\3\1\2"[i] : i;
         int64_t grown = y->dims[i] - xv->dims[i];
         const fm_value *pv = fm_ctx_value(cx, n, 1);
         int64_t before = cx->g->opset >= 11 ? pv->ints[i] : n->a.pad_attr[i];
@@ -564,8 +565,7 @@ static fleet_model_status fm_lower_pad(fm_ctx *cx, const fm_node *n)
 }
 
 /* Source index that ONNX nearest resizing reads for output index o along one axis. */
-static int64_t fm_nearest_source(const fm_node *n, int64_t o, int64_t in, int64_t out,
-                                 double scale)
+static int64_t fm_nearest_source(const fm_node *n, int64_t o, int64_t in, int64_t out, double scale)
 {
     double x;
     switch (n->a.resize_coords) {
@@ -583,7 +583,8 @@ static int64_t fm_nearest_source(const fm_node *n, int64_t o, int64_t in, int64_
         break;
     }
     double f = floor(x);
-    int64_t src = n->a.nearest_floor ? (int64_t)f : (x - f == 0.5 ? (int64_t)f : (int64_t)llround(x));
+    int64_t src =
+        n->a.nearest_floor ? (int64_t)f : (x - f == 0.5 ? (int64_t)f : (int64_t)llround(x));
     return src < 0 ? 0 : src >= in ? in - 1 : src;
 }
 
@@ -609,8 +610,8 @@ static fleet_model_status fm_lower_nearest(fm_ctx *cx, const fm_node *n, const f
         factor[axis] = up ? out / in : in / out;
         offset[axis] = up || out > in ? 0 : fm_nearest_source(n, 0, in, out, scale);
         /* Downsampling reads pixels offset, offset + f, ...: a window of offset + 1, stride f. */
-        bool whole = factor[axis] >= 1 && (up ? out % in == 0
-                                              : (in - offset[axis] - 1) / factor[axis] + 1 == out);
+        bool whole = factor[axis] >= 1 &&
+                     (up ? out % in == 0 : (in - offset[axis] - 1) / factor[axis] + 1 == out);
         for (int64_t o = 0; whole && o < out; o++) {
             int64_t want = up ? o / factor[axis] : o * factor[axis] + offset[axis];
             whole = fm_nearest_source(n, o, in, out, scale) == want;
@@ -623,7 +624,8 @@ static fleet_model_status fm_lower_nearest(fm_ctx *cx, const fm_node *n, const f
                                 (long long)y->dims[2], (long long)y->dims[3]);
     }
     size_t c = (size_t)xv->dims[1];
-    size_t kh = (size_t)(up ? factor[0] : offset[0] + 1), kw = (size_t)(up ? factor[1] : offset[1] + 1);
+    size_t kh = (size_t)(up ? factor[0] : offset[0] + 1),
+           kw = (size_t)(up ? factor[1] : offset[1] + 1);
     float *filter = fm_ctx_alloc(cx, c * kh * kw), *bias = fm_ctx_alloc(cx, c);
     if (!filter || !bias)
         return fm_fail(FLEET_MODEL_ENOMEM, "out of memory");
@@ -644,16 +646,14 @@ static fleet_model_status fm_lower_nearest(fm_ctx *cx, const fm_node *n, const f
     if (st != FLEET_MODEL_OK)
         return st;
     uint32_t out = cx->slots[n->out[0]].id;
-    enum xnn_status xs =
-        up ? xnn_define_deconvolution_2d(cx->subgraph, 0, 0, 0, 0, 0, 0, (uint32_t)kh,
-                                         (uint32_t)kw, (uint32_t)factor[0], (uint32_t)factor[1], 1,
-                                         1, (uint32_t)c, 1, 1, -INFINITY, INFINITY, x->id,
-                                         filter_id, bias_id, out, 0)
-           : xnn_define_depthwise_convolution_2d(cx->subgraph, 0, 0, 0, 0, (uint32_t)kh,
-                                                 (uint32_t)kw, (uint32_t)factor[0],
-                                                 (uint32_t)factor[1], 1, 1, 1, (uint32_t)c,
-                                                 -INFINITY, INFINITY, x->id, filter_id, bias_id,
-                                                 out, 0);
+    enum xnn_status xs = up ? xnn_define_deconvolution_2d(
+                                  cx->subgraph, 0, 0, 0, 0, 0, 0, (uint32_t)kh, (uint32_t)kw,
+                                  (uint32_t)factor[0], (uint32_t)factor[1], 1, 1, (uint32_t)c, 1, 1,
+                                  -INFINITY, INFINITY, x->id, filter_id, bias_id, out, 0)
+                            : xnn_define_depthwise_convolution_2d(
+                                  cx->subgraph, 0, 0, 0, 0, (uint32_t)kh, (uint32_t)kw,
+                                  (uint32_t)factor[0], (uint32_t)factor[1], 1, 1, 1, (uint32_t)c,
+                                  -INFINITY, INFINITY, x->id, filter_id, bias_id, out, 0);
     return fm_ctx_check(cx, n, xs, "nearest resizing");
 }
 
@@ -685,8 +685,7 @@ static fleet_model_status fm_lower_resize(fm_ctx *cx, const fm_node *n)
         return st;
     return fm_ctx_check(cx, n,
                         xnn_define_static_resize_bilinear_2d(cx->subgraph, odims[1], odims[2],
-                                                             x->id, cx->slots[n->out[0]].id,
-                                                             flags),
+                                                             x->id, cx->slots[n->out[0]].id, flags),
                         "bilinear resizing");
 }
 
@@ -699,8 +698,7 @@ fleet_model_status fm_lower_node(fm_ctx *cx, const fm_node *n)
             return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED,
                                 "the first input must be computed, not a constant");
         if (v && !v->is_const && cx->slots[fm_resolve(cx->g, n->in[i])].id == XNN_INVALID_VALUE_ID)
-            return fm_fail_node(n, FLEET_MODEL_EMALFORMED, "input '%s' is never computed",
-                                v->name);
+            return fm_fail_node(n, FLEET_MODEL_EMALFORMED, "input '%s' is never computed", v->name);
     }
     switch (n->op) {
     case FM_OP_CONV:

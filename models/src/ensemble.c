@@ -34,8 +34,7 @@ void fleet_ensemble_softmax(float *values, size_t count, float temperature)
         values[i] /= sum;
 }
 
-size_t fleet_ensemble_topk(const float *probs, size_t classes, size_t k,
-                           fleet_ensemble_score *out)
+size_t fleet_ensemble_topk(const float *probs, size_t classes, size_t k, fleet_ensemble_score *out)
 {
     size_t n = k < classes ? k : classes;
     for (size_t i = 0; i < n; i++) {
@@ -122,10 +121,10 @@ int fleet_ensemble_decide(fleet_ensemble_rule rule, const fleet_ensemble_vote *v
             sum[c] /= total_weight;
     int best = 0;
     for (size_t c = 1; c < classes; c++) {
-        int better = rule == FLEET_ENSEMBLE_MAJORITY
-                         ? ballots[c] > ballots[best] ||
-                               (ballots[c] == ballots[best] && sum[c] > sum[best])
-                         : sum[c] > sum[best];
+        int better =
+            rule == FLEET_ENSEMBLE_MAJORITY
+                ? ballots[c] > ballots[best] || (ballots[c] == ballots[best] && sum[c] > sum[best])
+                : sum[c] > sum[best];
         if (better)
             best = (int)c;
     }

@@ -115,8 +115,8 @@ fleet_model_status fleet_model_load_file(const char *path, const fleet_model_opt
                                          fleet_model **out)
 {
     fleet_model_status st = FLEET_MODEL_OK;
-    size_t limit = options && options->max_file_bytes ? options->max_file_bytes
-                                                      : FM_DEFAULT_MAX_FILE;
+    size_t limit =
+        options && options->max_file_bytes ? options->max_file_bytes : FM_DEFAULT_MAX_FILE;
     unsigned char *bytes = NULL;
     struct stat info;
     if (!path || !out)

@@ -10,8 +10,8 @@
 
 #define FM_MAX_DIMS FLEET_MODEL_MAX_DIMS
 #define FM_NO_VALUE (-1)
-#define FM_MAX_DIM ((int64_t)1 << 24)      /* no dimension may be larger */
-#define FM_MAX_ELEMENTS ((int64_t)1 << 26) /* no tensor may hold more values (256 MiB of f32) */
+#define FM_MAX_DIM ((int64_t)1 << 24)         /* no dimension may be larger */
+#define FM_MAX_ELEMENTS ((int64_t)1 << 26)    /* no tensor may hold more values (256 MiB of f32) */
 #define FM_MAX_ACTIVATIONS ((int64_t)1 << 28) /* all computed tensors together (1 GiB of f32) */
 #define FM_MAX_RESIZE_PIXELS ((int64_t)1 << 22) /* XNNPACK keeps an index per output pixel */
 
@@ -93,12 +93,12 @@ typedef struct fm_value {
     int64_t dims[FM_MAX_DIMS]; /* ONNX (logical) shape at the current batch size */
     bool has_shape;
     bool is_const;
-    bool is_int;    /* int64 constant (shapes, pads, sizes) */
-    float *data;    /* float constant, ONNX layout; owned */
-    int64_t *ints;  /* int64 constant; owned */
-    size_t count;   /* elements of the constant */
-    int producer;   /* node index, or -1 for inputs and constants */
-    int alias;      /* Identity/Dropout folded: read this value instead (or -1) */
+    bool is_int;   /* int64 constant (shapes, pads, sizes) */
+    float *data;   /* float constant, ONNX layout; owned */
+    int64_t *ints; /* int64 constant; owned */
+    size_t count;  /* elements of the constant */
+    int producer;  /* node index, or -1 for inputs and constants */
+    int alias;     /* Identity/Dropout folded: read this value instead (or -1) */
 } fm_value;
 
 typedef struct fm_node {
@@ -110,8 +110,8 @@ typedef struct fm_node {
     int *out;
     size_t n_out;
     fm_attrs a;
-    bool dead;        /* removed by a pass; never compiled */
-    float out_min;    /* activation fused into this node */
+    bool dead;     /* removed by a pass; never compiled */
+    float out_min; /* activation fused into this node */
     float out_max;
 } fm_node;
 

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 typedef struct fm_op_spec {
     const char *type;
     fm_op op;
@@ -26,8 +25,10 @@ static const fm_op_spec fm_op_specs[] = {
     {"Sigmoid", FM_OP_SIGMOID, " "},
     {"HardSwish", FM_OP_HARDSWISH, " "},
     {"HardSigmoid", FM_OP_HARDSIGMOID, " alpha beta "},
-    {"MaxPool", FM_OP_MAXPOOL, " kernel_shape strides pads dilations auto_pad ceil_mode storage_order "},
-    {"AveragePool", FM_OP_AVGPOOL, " kernel_shape strides pads auto_pad ceil_mode count_include_pad "},
+    {"MaxPool", FM_OP_MAXPOOL,
+     " kernel_shape strides pads dilations auto_pad ceil_mode storage_order "},
+    {"AveragePool", FM_OP_AVGPOOL,
+     " kernel_shape strides pads auto_pad ceil_mode count_include_pad "},
     {"GlobalAveragePool", FM_OP_GLOBALAVGPOOL, " "},
     {"ReduceMean", FM_OP_REDUCEMEAN, " axes keepdims "},
     {"Flatten", FM_OP_FLATTEN, " axis "},
@@ -120,8 +121,7 @@ static fleet_model_status fm_tensor_count(const Onnx__TensorProto *t, size_t *co
             return fm_fail(FLEET_MODEL_EMALFORMED, "tensor '%s' has a negative dimension",
                            t->name ? t->name : "");
         if (t->dims[i] > 0 && n > (size_t)FM_MAX_ELEMENTS / (size_t)t->dims[i])
-            return fm_fail(FLEET_MODEL_ETOOBIG, "tensor '%s' is too large",
-                           t->name ? t->name : "");
+            return fm_fail(FLEET_MODEL_ETOOBIG, "tensor '%s' is too large", t->name ? t->name : "");
         n *= (size_t)t->dims[i];
     }
     *count = n;
@@ -143,9 +143,11 @@ static fleet_model_status fm_load_tensor(const Onnx__TensorProto *t, fm_value *v
                    : type == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 ? sizeof(int32_t)
                                                                   : 0;
     if (width == 0)
-        return fm_fail(FLEET_MODEL_EUNSUPPORTED, "tensor '%s' has data type %d (float32 and int64 "
-                       "only)", v->name, type);
-    size_t given = t->has_raw_data ? t->raw_data.len / width
+        return fm_fail(FLEET_MODEL_EUNSUPPORTED,
+                       "tensor '%s' has data type %d (float32 and int64 "
+                       "only)",
+                       v->name, type);
+    size_t given = t->has_raw_data                                ? t->raw_data.len / width
                    : type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? t->n_float_data
                    : type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ? t->n_int64_data
                                                                   : t->n_int32_data;

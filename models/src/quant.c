@@ -28,7 +28,8 @@ void fleet_model_quantize_int8(const float *values, size_t count, fleet_model_qp
     float inv = qparams.scale > 0.0f ? 1.0f / qparams.scale : 1.0f;
     for (size_t i = 0; i < count; i++) {
         float x = values[i];
-        float q = isnan(x) ? (float)qparams.zero_point : nearbyintf(x * inv) + (float)qparams.zero_point;
+        float q =
+            isnan(x) ? (float)qparams.zero_point : nearbyintf(x * inv) + (float)qparams.zero_point;
         out[i] = (int8_t)(q < -128.0f ? -128 : q > 127.0f ? 127 : (int)q);
     }
 }

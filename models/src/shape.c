@@ -28,8 +28,8 @@ static void fm_set_shape(fm_graph *g, const fm_node *n, size_t rank, const int64
 }
 
 /* Output length of one spatial axis; resolves auto_pad into pads[begin]/pads[end]. */
-static fleet_model_status fm_window(const fm_node *n, int64_t in, int64_t k, int64_t s,
-                                    int64_t d, int64_t *pad_begin, int64_t *pad_end, int ceil_mode,
+static fleet_model_status fm_window(const fm_node *n, int64_t in, int64_t k, int64_t s, int64_t d,
+                                    int64_t *pad_begin, int64_t *pad_end, int ceil_mode,
                                     int64_t *out)
 {
     int64_t span = (k - 1) * d + 1;
@@ -82,7 +82,8 @@ static fleet_model_status fm_shape_conv(fm_graph *g, fm_node *n)
     if (!w || !w->is_const || w->is_int || w->rank != 4)
         return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED, "weights must be a constant 4-D tensor");
     if (x->rank != 4)
-        return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED, "only 2-D convolution (4-D input) is "
+        return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED,
+                            "only 2-D convolution (4-D input) is "
                             "supported");
     int64_t group = n->a.group;
     if (x->dims[1] % group || w->dims[0] % group || w->dims[1] * group != x->dims[1])
@@ -144,8 +145,10 @@ static fleet_model_status fm_shape_broadcast(fm_graph *g, fm_node *n)
         int64_t da = i < rank - a->rank ? 1 : a->dims[i - (rank - a->rank)];
         int64_t db = i < rank - b->rank ? 1 : b->dims[i - (rank - b->rank)];
         if (da != db && da != 1 && db != 1)
-            return fm_fail_node(n, FLEET_MODEL_ESHAPE, "shapes do not broadcast at axis %zu "
-                                "(%lld vs %lld)", i, (long long)da, (long long)db);
+            return fm_fail_node(n, FLEET_MODEL_ESHAPE,
+                                "shapes do not broadcast at axis %zu "
+                                "(%lld vs %lld)",
+                                i, (long long)da, (long long)db);
         dims[i] = da > db ? da : db;
     }
     fm_set_shape(g, n, rank, dims);
@@ -156,8 +159,10 @@ static fleet_model_status fm_shape_reshape(fm_graph *g, fm_node *n)
 {
     const fm_value *x = fm_in(g, n, 0), *s = fm_in(g, n, 1);
     if (!s || !s->is_const || !s->is_int || s->rank != 1 || s->count < 1 || s->count > FM_MAX_DIMS)
-        return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED, "the shape must be a constant int64 "
-                            "vector of 1 to %d values", FM_MAX_DIMS);
+        return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED,
+                            "the shape must be a constant int64 "
+                            "vector of 1 to %d values",
+                            FM_MAX_DIMS);
     int64_t dims[FM_MAX_DIMS];
     int64_t known = 1;
     int infer = -1;
@@ -206,7 +211,8 @@ static fleet_model_status fm_shape_flatten(fm_graph *g, fm_node *n)
     const fm_value *x = fm_in(g, n, 0);
     int64_t axis = n->a.axis < 0 ? n->a.axis + (int64_t)x->rank : n->a.axis;
     if (axis != 1)
-        return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED, "only axis 1 (keeping the batch) is "
+        return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED,
+                            "only axis 1 (keeping the batch) is "
                             "supported");
     int64_t dims[2] = {x->dims[0], (int64_t)fm_value_numel(x) / (x->dims[0] ? x->dims[0] : 1)};
     fm_set_shape(g, n, 2, dims);
@@ -217,8 +223,10 @@ static fleet_model_status fm_const_ints(const fm_node *n, const fm_value *v, siz
                                         const char *what)
 {
     if (!v || !v->is_const || !v->is_int || v->count != want)
-        return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED, "%s must be a constant int64 vector of "
-                            "%zu values", what, want);
+        return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED,
+                            "%s must be a constant int64 vector of "
+                            "%zu values",
+                            what, want);
     return FLEET_MODEL_OK;
 }
 
