@@ -4,7 +4,8 @@
 set -eu
 build="build-essential cmake pkg-config clang libclang-rt-14-dev valgrind
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libxnnpack-dev libpthreadpool-dev
-  libcmocka-dev zlib1g-dev libpaho-mqtt-dev libmsgpack-dev mosquitto mosquitto-clients"
+  libcmocka-dev zlib1g-dev libssl-dev libpaho-mqtt-dev libmsgpack-dev mosquitto mosquitto-clients
+  dataset-fashion-mnist"
 bench="nodejs npm python3-torch python3-numpy"
 train="python3-torch python3-torchvision python3-numpy dataset-fashion-mnist"
 case "${1:-build}" in
