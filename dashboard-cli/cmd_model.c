@@ -23,7 +23,7 @@ static const char model_usage[] =
     "  --output Y.f32   also write the first output, raw float32\n"
     "  --batch B        batch size for bench (default 1)\n"
     "  --threads N      intra-op threads (default 0: the calling thread only)\n"
-    "  --seconds S      bench: measure for at least S seconds (default 1)\n"
+    "  --seconds S      bench: measure for at least S seconds (default 1; fractions too)\n"
     "  --json           bench: print one JSON object\n"
     "  --head T         use the part of the graph up to tensor T\n"
     "  --tail T         use the part of the graph after tensor T\n";
@@ -35,7 +35,7 @@ typedef struct model_args {
     const char *output;
     size_t batch;
     size_t threads;
-    size_t seconds;
+    double seconds;
     int json;
     fleet_model_part part;
     const char *cut;
@@ -70,9 +70,12 @@ static int parse_model_args(int argc, char **argv, model_args *a)
         case 't':
             bad = fleetctl_parse_size(optarg, 0, 256, &a->threads);
             break;
-        case 's':
-            bad = fleetctl_parse_size(optarg, 1, 3600, &a->seconds);
+        case 's': {
+            char *end = NULL;
+            a->seconds = strtod(optarg, &end);
+            bad = !optarg[0] || *end || !(a->seconds >= 0.05 && a->seconds <= 3600.0);
             break;
+        }
         case 'j':
             a->json = 1;
             break;
@@ -317,7 +320,7 @@ static int cmd_bench(const model_args *a)
     double until = fleetctl_now_us() + 2e5; /* warm-up: caches, page faults, frequency */
     while (fleetctl_now_us() < until)
         fleet_model_run(m, (const float *const *)ins, outs);
-    until = fleetctl_now_us() + (double)a->seconds * 1e6;
+    until = fleetctl_now_us() + a->seconds * 1e6;
     while (count < cap && (fleetctl_now_us() < until || count < 50)) {
         double t0 = fleetctl_now_us();
         if (fleet_model_run(m, (const float *const *)ins, outs) != FLEET_MODEL_OK) {
