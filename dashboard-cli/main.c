@@ -39,14 +39,12 @@ int main(int argc, char **argv)
         return fleetctl_model_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "eval") == 0)
         return fleetctl_eval_main(argc - 1, argv + 1);
-#ifdef FLEETCTL_TEMP_HAVE_FLEET
     if (strcmp(argv[1], "demo") == 0)
         return fleetctl_demo_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "status") == 0)
         return fleetctl_status_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "infer") == 0)
         return fleetctl_infer_main(argc - 1, argv + 1);
-#endif
     fprintf(stderr, "fleetctl: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return FLEETCTL_USAGE;

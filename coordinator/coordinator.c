@@ -1,0 +1,454 @@
+/* coordinator.c: the coordinator's event loop: dispatching messages, assignments, decisions. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define COORD_TICK_MS 20
+
+struct fleet_coordinator {
+    fleet_coordinator_config cfg;
+    fleet_link *link;
+    coord_family family;
+    coord_members members;
+    coord_stream stream; /* state is per stream; this daemon serves one */
+    fleet_coordinator_stats stats;
+    uint64_t epoch;
+    volatile sig_atomic_t stopping;
+    uint64_t raw_inputs;
+    double next_expire_us;
+};
+
+#define LOG(c, level, ...) coord_log(level, (c)->cfg.log_level, __VA_ARGS__)
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void publish_encoded(fleet_coordinator *c, const char *topic, fleet_topics_status st,
+                            uint8_t *buf, size_t len, int qos, int retained,
+                            const fleet_link_props *props)
+{
+    if (st != FLEET_TOPICS_OK)
+        LOG(c, 0, "cannot encode for %s: %s", topic, fleet_topics_last_error());
+    else if (fleet_link_publish(c->link, topic, buf, len, qos, retained, props) != FLEET_LINK_OK)
+        LOG(c, 1, "publish to %s: %s", topic, fleet_link_last_error());
+    free(buf);
+}
+
+static void publish_state(fleet_coordinator *c, bool online)
+{
+    fleet_msg_coordinator_state s = {.online = online, .time_ms = wall_ms()};
+    snprintf(s.coordinator, sizeof s.coordinator, "%s", c->cfg.id);
+    char topic[FLEET_TOPICS_MAX_TOPIC];
+    fleet_topic_build(c->cfg.prefix, FLEET_TOPIC_COORDINATOR_STATE, c->cfg.id, topic, sizeof topic);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    fleet_topics_status st = fleet_msg_coordinator_state_encode(&s, &buf, &len);
+    publish_encoded(c, topic, st, buf, len, 1, 1, NULL);
+}
+
+static void publish_assignment(fleet_coordinator *c, coord_agent *a)
+{
+    fleet_msg_assignment m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.agent, sizeof m.agent, "%s", a->id);
+    snprintf(m.coordinator, sizeof m.coordinator, "%s", c->cfg.id);
+    snprintf(m.stream, sizeof m.stream, "%s", c->cfg.stream);
+    m.epoch = a->assigned_epoch = c->epoch;
+    for (size_t v = 0; v < c->family.count; v++) {
+        if (!(a->assigned >> v & 1u))
+            continue;
+        fleet_assigned_variant *av = &m.variants[m.n_variants++];
+        const coord_variant *var = &c->family.variants[v];
+        av->variant = (uint32_t)v;
+        snprintf(av->digest, sizeof av->digest, "%s", var->digest);
+        av->model_bytes = var->size;
+        av->output = FLEET_OUTPUT_TOPK;
+        av->k = c->cfg.k ? c->cfg.k : (uint32_t)c->family.classes;
+        av->temperature = var->temperature;
+    }
+    char topic[FLEET_TOPICS_MAX_TOPIC];
+    fleet_topic_build(c->cfg.prefix, FLEET_TOPIC_AGENT_ASSIGNMENT, a->id, topic, sizeof topic);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    fleet_topics_status st = fleet_msg_assignment_encode(&m, &buf, &len);
+    publish_encoded(c, topic, st, buf, len, 1, 1, NULL);
+}
+
+static uint32_t serving_mask(const fleet_coordinator *c)
+{
+    uint32_t mask = 0;
+    for (size_t v = 0; v < c->family.count; v++)
+        if (coord_members_serving(&c->members, &c->family, v))
+            mask |= 1u << v;
+    return mask;
+}
+
+static void deliver_decision(void *ctx, const fleet_msg_decision *d, const char *response_topic,
+                             const uint8_t *correlation, size_t correlation_len)
+{
+    fleet_coordinator *c = ctx;
+    char topic[FLEET_TOPICS_MAX_TOPIC];
+    const char *to = response_topic;
+    if (!to) {
+        fleet_topic_build(c->cfg.prefix, FLEET_TOPIC_STREAM_DECISION, d->stream, topic,
+                          sizeof topic);
+        to = topic;
+    }
+    fleet_link_props props = {.correlation = correlation, .correlation_len = correlation_len};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    fleet_topics_status st = fleet_msg_decision_encode(d, &buf, &len);
+    publish_encoded(c, to, st, buf, len, 1, 0, correlation ? &props : NULL);
+    if (c->cfg.mirror_topic[0]) {
+        char *json = NULL;
+        if (fleet_msg_decision_to_json(d, &json) == FLEET_TOPICS_OK)
+            fleet_link_publish(c->link, c->cfg.mirror_topic, json, strlen(json), 0, 0, NULL);
+        free(json);
+    }
+}
+
+static coord_stream_env stream_env(fleet_coordinator *c)
+{
+    return (coord_stream_env){.family = &c->family,
+                              .rule = c->cfg.rule,
+                              .coordinator_id = c->cfg.id,
+                              .expected = serving_mask(c),
+                              .sink = {deliver_decision, c},
+                              .stats = &c->stats};
+}
+
+/* Re-places variants after membership changed and tells the agents whose share moved. */
+static void reassign(fleet_coordinator *c, const char *why)
+{
+    bool changed[COORD_MAX_AGENTS];
+    size_t moved = coord_assign(&c->members, &c->family, c->cfg.replication, changed);
+    if (moved > 0) {
+        c->epoch++;
+        c->stats.reassignments++;
+        LOG(c, 2, "%s: epoch %llu, %zu agent(s) get new variants", why,
+            (unsigned long long)c->epoch, moved);
+        for (size_t i = 0; i < c->members.count; i++)
+            if (changed[i] && c->members.agents[i].alive)
+                publish_assignment(c, &c->members.agents[i]);
+    }
+    coord_stream_env env = stream_env(c);
+    coord_stream_expected_changed(&c->stream, &env, fleet_link_now_us());
+}
+
+static void on_agent_state(fleet_coordinator *c, const fleet_link_message *m)
+{
+    fleet_msg_agent_state s;
+    if (fleet_msg_agent_state_decode(m->payload, m->len, &s) != FLEET_TOPICS_OK) {
+        c->stats.bad_messages++;
+        LOG(c, 1, "bad agent state on %s: %s", m->topic, fleet_topics_last_error());
+        return;
+    }
+    if (s.alive) {
+        bool fresh = !coord_members_find(&c->members, s.birth.agent) ||
+                     !coord_members_find(&c->members, s.birth.agent)->alive;
+        if (coord_members_birth(&c->members, &s.birth, m->received_us)) {
+            coord_agent *a = coord_members_find(&c->members, s.birth.agent);
+            LOG(c, 2, "agent %s %s (bdseq %llu, %zu models)", a->id, fresh ? "born" : "updated",
+                (unsigned long long)a->bdseq, a->n_models);
+            reassign(c, "birth");
+            if (fresh && a->assigned && a->assigned_epoch != c->epoch)
+                publish_assignment(c, a);
+        }
+    } else if (coord_members_death(&c->members, &s.death)) {
+        LOG(c, 1, "agent %s died (bdseq %llu)", s.death.agent, (unsigned long long)s.death.bdseq);
+        reassign(c, "death");
+    }
+}
+
+static void on_model_get(fleet_coordinator *c, const fleet_link_message *m)
+{
+    fleet_msg_model_get g;
+    if (fleet_msg_model_get_decode(m->payload, m->len, &g) != FLEET_TOPICS_OK) {
+        c->stats.bad_messages++;
+        return;
+    }
+    const coord_variant *var = NULL;
+    for (size_t v = 0; v < c->family.count && !var; v++)
+        if (strcmp(c->family.variants[v].digest, g.digest) == 0)
+            var = &c->family.variants[v];
+    if (!var) {
+        LOG(c, 1, "agent %s asked for unknown model %s", g.agent, g.digest);
+        return;
+    }
+    uint32_t chunks = (uint32_t)((var->size + COORD_CHUNK_BYTES - 1) / COORD_CHUNK_BYTES);
+    char topic[FLEET_TOPICS_MAX_TOPIC];
+    if (fleet_topic_build(c->cfg.prefix, FLEET_TOPIC_AGENT_CHUNK, g.agent, topic, sizeof topic) !=
+        FLEET_TOPICS_OK)
+        return;
+    for (uint32_t i = g.first; i < chunks && i - g.first < g.count; i++) {
+        size_t off = (size_t)i * COORD_CHUNK_BYTES;
+        fleet_msg_chunk ch = {.index = i,
+                              .chunks = chunks,
+                              .total_bytes = var->size,
+                              .data = var->bytes + off,
+                              .size = var->size - off < COORD_CHUNK_BYTES ? var->size - off
+                                                                          : COORD_CHUNK_BYTES};
+        snprintf(ch.digest, sizeof ch.digest, "%s", var->digest);
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        fleet_topics_status st = fleet_msg_chunk_encode(&ch, &buf, &len);
+        publish_encoded(c, topic, st, buf, len, 1, 0, NULL);
+    }
+}
+
+static double request_deadline_us(const fleet_coordinator *c, const fleet_link_message *m,
+                                  const fleet_msg_request *r)
+{
+    double budget_ms = m->expiry_s      ? m->expiry_s * 1000.0
+                       : r->deadline_ms ? r->deadline_ms
+                                        : c->cfg.deadline_ms;
+    return m->received_us + budget_ms * 1000.0;
+}
+
+static void on_request(fleet_coordinator *c, const fleet_link_message *m)
+{
+    fleet_msg_request r;
+    if (fleet_msg_request_decode(m->payload, m->len, &r) != FLEET_TOPICS_OK) {
+        c->stats.bad_messages++;
+        LOG(c, 3, "bad request on %s: %s", m->topic, fleet_topics_last_error());
+        return;
+    }
+    coord_stream_env env = stream_env(c);
+    coord_stream_request(&c->stream, &env, &r, m->received_us, request_deadline_us(c, m, &r),
+                         m->response_topic, m->correlation, m->correlation_len);
+}
+
+static void on_result(fleet_coordinator *c, const fleet_link_message *m)
+{
+    fleet_msg_result r;
+    if (fleet_msg_result_decode(m->payload, m->len, &r) != FLEET_TOPICS_OK) {
+        c->stats.bad_messages++;
+        LOG(c, 3, "bad result on %s: %s", m->topic, fleet_topics_last_error());
+        return;
+    }
+    coord_stream_env env = stream_env(c);
+    coord_stream_result(&c->stream, &env, &r, m->received_us, c->cfg.deadline_ms * 1000.0);
+}
+
+static void on_heartbeat(fleet_coordinator *c, const fleet_link_message *m)
+{
+    fleet_msg_heartbeat h;
+    if (fleet_msg_heartbeat_decode(m->payload, m->len, &h) != FLEET_TOPICS_OK) {
+        c->stats.bad_messages++;
+        return;
+    }
+    coord_members_heartbeat(&c->members, &h, m->received_us);
+}
+
+/* A raw tensor from an existing topic (input_filter) becomes one of our requests. */
+static void on_raw_input(fleet_coordinator *c, const fleet_link_message *m)
+{
+    bool f32 = strcmp(c->cfg.input_format, "f32") == 0;
+    size_t want = 28 * 28 * (f32 ? 4 : 1);
+    if (m->len != want) {
+        c->stats.bad_messages++;
+        LOG(c, 1, "raw input on %s has %zu bytes, expected %zu (%s [1,1,28,28])", m->topic, m->len,
+            want, c->cfg.input_format);
+        return;
+    }
+    fleet_msg_request r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.id, sizeof r.id, "%.40s-%llu", c->cfg.id, (unsigned long long)++c->raw_inputs);
+    snprintf(r.stream, sizeof r.stream, "%s", c->cfg.stream);
+    r.tensor = (fleet_tensor){.dtype = f32 ? FLEET_DTYPE_F32 : FLEET_DTYPE_U8,
+                              .scale = f32 ? 1.0f : 1.0f / 255.0f,
+                              .shape = {1, 1, 28, 28},
+                              .rank = 4,
+                              .data = m->payload,
+                              .size = m->len};
+    char topic[FLEET_TOPICS_MAX_TOPIC];
+    fleet_topic_build(c->cfg.prefix, FLEET_TOPIC_STREAM_REQUEST, c->cfg.stream, topic,
+                      sizeof topic);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    fleet_topics_status st = fleet_msg_request_encode(&r, &buf, &len);
+    publish_encoded(c, topic, st, buf, len, 0, 0, NULL);
+}
+
+static void dispatch(fleet_coordinator *c, const fleet_link_message *m)
+{
+    fleet_topic_kind kind;
+    char id[FLEET_TOPICS_MAX_ID + 1];
+    if (fleet_topic_parse(c->cfg.prefix, m->topic, &kind, id) != FLEET_TOPICS_OK) {
+        if (c->cfg.input_filter[0])
+            on_raw_input(c, m);
+        return;
+    }
+    bool ours = strcmp(id, c->cfg.stream) == 0;
+    switch (kind) {
+    case FLEET_TOPIC_AGENT_STATE:
+        on_agent_state(c, m);
+        break;
+    case FLEET_TOPIC_AGENT_HEARTBEAT:
+        on_heartbeat(c, m);
+        break;
+    case FLEET_TOPIC_MODEL_GET:
+        on_model_get(c, m);
+        break;
+    case FLEET_TOPIC_STREAM_REQUEST:
+        if (ours)
+            on_request(c, m);
+        break;
+    case FLEET_TOPIC_STREAM_RESULT:
+        if (ours)
+            on_result(c, m);
+        break;
+    default:
+        break;
+    }
+}
+
+static fleet_coordinator_status subscribe_all(fleet_coordinator *c)
+{
+    static const struct {
+        fleet_topic_kind kind;
+        int qos;
+    } subs[] = {{FLEET_TOPIC_AGENT_STATE, 1},
+                {FLEET_TOPIC_AGENT_HEARTBEAT, 0},
+                {FLEET_TOPIC_MODEL_GET, 1},
+                {FLEET_TOPIC_STREAM_REQUEST, 0},
+                {FLEET_TOPIC_STREAM_RESULT, 0}};
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        char filter[FLEET_TOPICS_MAX_TOPIC];
+        const char *id =
+            subs[i].kind == FLEET_TOPIC_STREAM_REQUEST || subs[i].kind == FLEET_TOPIC_STREAM_RESULT
+                ? c->cfg.stream
+                : "+";
+        if (fleet_topic_build(c->cfg.prefix, subs[i].kind, id, filter, sizeof filter) !=
+                FLEET_TOPICS_OK ||
+            fleet_link_subscribe(c->link, filter, subs[i].qos) != FLEET_LINK_OK)
+            return coord_fail(FLEET_COORDINATOR_ELINK, "subscribe: %s", fleet_link_last_error());
+    }
+    if (c->cfg.input_filter[0] &&
+        fleet_link_subscribe(c->link, c->cfg.input_filter, 0) != FLEET_LINK_OK)
+        return coord_fail(FLEET_COORDINATOR_ELINK, "subscribe: %s", fleet_link_last_error());
+    return FLEET_COORDINATOR_OK;
+}
+
+static fleet_coordinator_status connect_link(fleet_coordinator *c)
+{
+    char client_id[96], will_topic[FLEET_TOPICS_MAX_TOPIC];
+    snprintf(client_id, sizeof client_id, "coordinator-%s", c->cfg.id);
+    if (fleet_topic_build(c->cfg.prefix, FLEET_TOPIC_COORDINATOR_STATE, c->cfg.id, will_topic,
+                          sizeof will_topic) != FLEET_TOPICS_OK)
+        return coord_fail(FLEET_COORDINATOR_EINVAL, "bad prefix or id: %s",
+                          fleet_topics_last_error());
+    fleet_msg_coordinator_state offline = {.online = false};
+    snprintf(offline.coordinator, sizeof offline.coordinator, "%s", c->cfg.id);
+    uint8_t *will = NULL;
+    size_t will_len = 0;
+    if (fleet_msg_coordinator_state_encode(&offline, &will, &will_len) != FLEET_TOPICS_OK)
+        return coord_fail(FLEET_COORDINATOR_EINVAL, "%s", fleet_topics_last_error());
+    fleet_link_options o;
+    fleet_link_options_init(&o);
+    o.url = c->cfg.broker;
+    o.client_id = client_id;
+    o.username = c->cfg.user[0] ? c->cfg.user : NULL;
+    o.password = c->cfg.password[0] ? c->cfg.password : NULL;
+    o.will_topic = will_topic;
+    o.will_payload = will;
+    o.will_len = will_len;
+    o.will_qos = 1;
+    o.will_retained = 1;
+    fleet_link_status ls = fleet_link_create(&o, &c->link);
+    free(will);
+    if (ls != FLEET_LINK_OK)
+        return coord_fail(FLEET_COORDINATOR_ELINK, "%s", fleet_link_last_error());
+    return FLEET_COORDINATOR_OK;
+}
+
+fleet_coordinator_status fleet_coordinator_create(const fleet_coordinator_config *config,
+                                                  fleet_coordinator **out)
+{
+    if (!config || !out || !config->id[0] || !config->stream[0])
+        return coord_fail(FLEET_COORDINATOR_EINVAL, "id and stream are required");
+    fleet_coordinator *c = calloc(1, sizeof *c);
+    if (!c)
+        return coord_fail(FLEET_COORDINATOR_ENOMEM, "out of memory");
+    c->cfg = *config;
+    /* Epochs start at the wall clock so that a restarted coordinator outranks its old
+     * retained assignments. */
+    c->epoch = wall_ms();
+    fleet_coordinator_status st = coord_family_load(&c->cfg, &c->family);
+    if (st == FLEET_COORDINATOR_OK)
+        st = coord_stream_init(&c->stream, c->cfg.stream, c->cfg.max_pending);
+    if (st == FLEET_COORDINATOR_OK)
+        st = connect_link(c);
+    if (st == FLEET_COORDINATOR_OK)
+        st = subscribe_all(c);
+    if (st != FLEET_COORDINATOR_OK) {
+        fleet_coordinator_destroy(c);
+        return st;
+    }
+    publish_state(c, true);
+    LOG(c, 2, "serving stream '%s' with %zu variants (%s) at %s", c->cfg.stream, c->family.count,
+        fleet_ensemble_rule_name(c->cfg.rule), c->cfg.broker);
+    *out = c;
+    return FLEET_COORDINATOR_OK;
+}
+
+static void housekeeping(fleet_coordinator *c, double now)
+{
+    if (now >= c->next_expire_us) {
+        c->next_expire_us = now + 100e3; /* a silent agent is noticed within 100 ms */
+        if (coord_members_expire(&c->members, now, c->cfg.heartbeat_timeout_ms * 1000.0))
+            reassign(c, "heartbeat timeout");
+    }
+    coord_stream_env env = stream_env(c);
+    coord_stream_sweep(&c->stream, &env, now);
+}
+
+fleet_coordinator_status fleet_coordinator_run(fleet_coordinator *c)
+{
+    while (!c->stopping) {
+        fleet_link_message *m = NULL;
+        fleet_link_status st = fleet_link_receive(c->link, COORD_TICK_MS, &m);
+        if (st == FLEET_LINK_OK) {
+            dispatch(c, m);
+            fleet_link_message_free(m);
+        } else if (st == FLEET_LINK_ECLOSED) {
+            break;
+        }
+        housekeeping(c, fleet_link_now_us());
+    }
+    return FLEET_COORDINATOR_OK;
+}
+
+void fleet_coordinator_stop(fleet_coordinator *c)
+{
+    c->stopping = 1;
+}
+
+void fleet_coordinator_get_stats(fleet_coordinator *c, fleet_coordinator_stats *stats)
+{
+    *stats = c->stats;
+    stats->live_agents = (uint32_t)coord_members_live(&c->members);
+    stats->epoch = c->epoch;
+}
+
+void fleet_coordinator_destroy(fleet_coordinator *c)
+{
+    if (!c)
+        return;
+    if (c->link) {
+        publish_state(c, false);
+        fleet_link_destroy(c->link);
+    }
+    coord_stream_free(&c->stream);
+    coord_family_free(&c->family);
+    free(c);
+}

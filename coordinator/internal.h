@@ -1,0 +1,117 @@
+/* internal.h: the coordinator's parts and the state they share (not installed). */
+#ifndef FLEET_COORDINATOR_INTERNAL_H
+#define FLEET_COORDINATOR_INTERNAL_H
+
+#include "fleet_coordinator.h"
+#include "fleet_link.h"
+#include "fleet_topics.h"
+
+#include <signal.h>
+#include <stdbool.h>
+
+#define COORD_MAX_AGENTS 256
+#define COORD_CHUNK_BYTES 65536u
+#define COORD_MAX_CLASSES 64
+
+fleet_coordinator_status coord_fail(fleet_coordinator_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void coord_log(int level, int threshold, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* family.c: the variant models this coordinator distributes. */
+typedef struct coord_variant {
+    uint8_t *bytes; /* the ONNX file; owned */
+    size_t size;
+    char digest[FLEET_TOPICS_DIGEST_HEX + 1];
+    float vp_weight;    /* (resolution / max) * (width / 0.35)^2 from metadata, else 1 */
+    float val_accuracy; /* from metadata, else 1 */
+    float temperature;  /* from metadata, else 1 */
+    size_t classes;
+} coord_variant;
+
+typedef struct coord_family {
+    coord_variant variants[FLEET_COORDINATOR_MAX_VARIANTS];
+    size_t count;
+    size_t classes;
+} coord_family;
+
+fleet_coordinator_status coord_family_load(const fleet_coordinator_config *cfg,
+                                           coord_family *family);
+void coord_family_free(coord_family *family);
+void coord_sha256_hex(const uint8_t *data, size_t size, char *hex);
+
+/* membership.c: agents as their births, deaths and heartbeats describe them. */
+typedef struct coord_agent {
+    char id[FLEET_TOPICS_MAX_ID + 1];
+    uint64_t bdseq;
+    bool alive;
+    double last_seen_us;
+    uint32_t cores;
+    fleet_model_latency models[FLEET_TOPICS_MAX_VARIANTS]; /* loaded, from the latest birth */
+    size_t n_models;
+    uint32_t latency_ewma_us;
+    uint32_t assigned; /* bitmask of variants */
+    uint64_t assigned_epoch;
+} coord_agent;
+
+typedef struct coord_members {
+    coord_agent agents[COORD_MAX_AGENTS];
+    size_t count;
+} coord_members;
+
+/* Returns true when membership changed (an agent came or went). */
+bool coord_members_birth(coord_members *m, const fleet_msg_birth *b, double now_us);
+bool coord_members_death(coord_members *m, const fleet_msg_death *d);
+void coord_members_heartbeat(coord_members *m, const fleet_msg_heartbeat *h, double now_us);
+/* Marks agents silent for longer than timeout as dead; true when any died. */
+bool coord_members_expire(coord_members *m, double now_us, double timeout_us);
+size_t coord_members_live(const coord_members *m);
+coord_agent *coord_members_find(coord_members *m, const char *id);
+/* True when a live agent assigned variant v has its model loaded. */
+bool coord_members_serving(const coord_members *m, const coord_family *f, size_t v);
+
+/* assign.c: places every variant on `replication` live agents, moving as little as possible.
+ * changed[i] is set for every agent index whose variants changed; returns how many. */
+size_t coord_assign(coord_members *m, const coord_family *f, uint32_t replication, bool *changed);
+
+/* stream.c: requests in flight for one stream and their decisions. */
+typedef struct coord_pending coord_pending;
+
+typedef struct coord_stream {
+    char name[FLEET_TOPICS_MAX_ID + 1];
+    coord_pending *slots; /* open addressing, linear probing */
+    size_t capacity;      /* power of two, twice max_pending */
+    size_t count;         /* occupied slots (pending and recently decided) */
+    size_t max_pending;
+    double next_sweep_us;
+} coord_stream;
+
+typedef struct coord_decision_sink {
+    /* Called with each finished decision and where it goes; returns nothing. */
+    void (*deliver)(void *ctx, const fleet_msg_decision *d, const char *response_topic,
+                    const uint8_t *correlation, size_t correlation_len);
+    void *ctx;
+} coord_decision_sink;
+
+typedef struct coord_stream_env {
+    const coord_family *family;
+    fleet_ensemble_rule rule;
+    const char *coordinator_id;
+    uint32_t expected; /* variants that can answer now */
+    coord_decision_sink sink;
+    fleet_coordinator_stats *stats;
+} coord_stream_env;
+
+fleet_coordinator_status coord_stream_init(coord_stream *s, const char *name, size_t max_pending);
+void coord_stream_free(coord_stream *s);
+void coord_stream_request(coord_stream *s, const coord_stream_env *env, const fleet_msg_request *r,
+                          double arrival_us, double deadline_us, const char *response_topic,
+                          const uint8_t *correlation, size_t correlation_len);
+void coord_stream_result(coord_stream *s, const coord_stream_env *env, const fleet_msg_result *r,
+                         double now_us, double default_deadline_us);
+/* Decides what reached its deadline or can no longer grow; forgets old decisions. */
+void coord_stream_sweep(coord_stream *s, const coord_stream_env *env, double now_us);
+/* Re-evaluates pending requests after the set of answering variants shrank. */
+void coord_stream_expected_changed(coord_stream *s, const coord_stream_env *env, double now_us);
+
+#endif

@@ -1,0 +1,48 @@
+/* log.c: the coordinator's error detail and levelled logging on stderr. */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+
+static _Thread_local char coord_error[384] = "no error";
+
+fleet_coordinator_status coord_fail(fleet_coordinator_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(coord_error, sizeof coord_error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+const char *fleet_coordinator_last_error(void)
+{
+    return coord_error;
+}
+
+const char *fleet_coordinator_strerror(fleet_coordinator_status status)
+{
+    static const char *const text[] = {"success", "invalid configuration", "out of memory",
+                                       "model error", "broker unreachable"};
+    return (size_t)status < sizeof text / sizeof text[0] ? text[status] : "unknown status";
+}
+
+void coord_log(int level, int threshold, const char *fmt, ...)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    if (level > threshold)
+        return;
+    char stamp[32];
+    time_t now = time(NULL);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", gmtime(&now));
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s fleet-coordinator %s: ", stamp,
+            names[level < 0   ? 0
+                  : level > 3 ? 3
+                              : level]);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}

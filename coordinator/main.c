@@ -1,0 +1,117 @@
+/* main.c: fleet-coordinator, the daemon: configuration, signals, the event loop. */
+#include "fleet_coordinator.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static fleet_coordinator *running;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (running)
+        fleet_coordinator_stop(running);
+}
+
+static const char usage[] =
+    "usage: fleet-coordinator [--config FILE] [--KEY VALUE]...\n"
+    "\n"
+    "Serves one stream of a fleetinfer fleet: tracks agents (births, deaths, heartbeats),\n"
+    "assigns the variant family to live agents, serves the models, and turns the agents'\n"
+    "results into one decision per request by its deadline.\n"
+    "\n"
+    "Every configuration key can be given as a flag (flags override the file):\n"
+    "  --id ID                  coordinator id (default main)\n"
+    "  --broker URL             broker (default tcp://127.0.0.1:1883)\n"
+    "  --user NAME              MQTT user (default coordinator)\n"
+    "  --password SECRET | --password_file FILE\n"
+    "  --prefix PREFIX          topic prefix (default fleet/default)\n"
+    "  --stream NAME            the stream to serve (default default)\n"
+    "  --variant FILE.onnx      a variant of the family; repeat in order (variant 0 first)\n"
+    "  --rule RULE              mean-softmax | vp-topk | acc-weighted | majority\n"
+    "  --k K                    pairs each agent publishes (default: every class)\n"
+    "  --replication R          agents per variant (default 1)\n"
+    "  --deadline_ms MS         answer budget when a request names none (default 1000)\n"
+    "  --heartbeat_timeout_ms MS  silence that counts as death (default 3000)\n"
+    "  --max_pending N          requests in flight (default 4096)\n"
+    "  --mirror_topic TOPIC     also publish each decision as JSON here\n"
+    "  --input_filter FILTER    take raw [1,1,28,28] tensors from an existing topic filter\n"
+    "  --input_format u8|f32    their format (default u8)\n"
+    "  --log_level LEVEL        error | warn | info | debug (default info)\n"
+    "\n"
+    "SIGINT/SIGTERM publish the retained offline state and exit 0.\n";
+
+int main(int argc, char **argv)
+{
+    static const char *const keys[] = {"id",
+                                       "broker",
+                                       "user",
+                                       "password",
+                                       "password_file",
+                                       "prefix",
+                                       "stream",
+                                       "variant",
+                                       "rule",
+                                       "k",
+                                       "replication",
+                                       "deadline_ms",
+                                       "heartbeat_timeout_ms",
+                                       "max_pending",
+                                       "mirror_topic",
+                                       "input_filter",
+                                       "input_format",
+                                       "log_level"};
+    enum { n_keys = sizeof keys / sizeof keys[0] };
+    struct option options[n_keys + 3];
+    for (int i = 0; i < n_keys; i++)
+        options[i] = (struct option){keys[i], required_argument, NULL, 1000 + i};
+    options[n_keys] = (struct option){"config", required_argument, NULL, 'c'};
+    options[n_keys + 1] = (struct option){"help", no_argument, NULL, 'h'};
+    options[n_keys + 2] = (struct option){NULL, 0, NULL, 0};
+    fleet_coordinator_config cfg;
+    fleet_coordinator_config_init(&cfg);
+    /* The file first, so that flags override it wherever they stand. */
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--config") == 0 &&
+            fleet_coordinator_config_load(argv[i + 1], &cfg) != FLEET_COORDINATOR_OK) {
+            fprintf(stderr, "fleet-coordinator: %s\n", fleet_coordinator_last_error());
+            return 2;
+        }
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (opt == 'c')
+            continue;
+        if (opt < 1000 ||
+            fleet_coordinator_config_set(&cfg, keys[opt - 1000], optarg) != FLEET_COORDINATOR_OK) {
+            if (opt >= 1000)
+                fprintf(stderr, "fleet-coordinator: %s\n", fleet_coordinator_last_error());
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "fleet-coordinator: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    fleet_coordinator *c = NULL;
+    if (fleet_coordinator_create(&cfg, &c) != FLEET_COORDINATOR_OK) {
+        fprintf(stderr, "fleet-coordinator: %s\n", fleet_coordinator_last_error());
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    running = c;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    fleet_coordinator_status st = fleet_coordinator_run(c);
+    running = NULL;
+    fleet_coordinator_destroy(c);
+    return st == FLEET_COORDINATOR_OK ? 0 : 1;
+}

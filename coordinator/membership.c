@@ -1,0 +1,96 @@
+/* membership.c: who is alive, by Sparkplug-style births, deaths (bdseq) and heartbeats. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+coord_agent *coord_members_find(coord_members *m, const char *id)
+{
+    for (size_t i = 0; i < m->count; i++)
+        if (strcmp(m->agents[i].id, id) == 0)
+            return &m->agents[i];
+    return NULL;
+}
+
+bool coord_members_birth(coord_members *m, const fleet_msg_birth *b, double now_us)
+{
+    coord_agent *a = coord_members_find(m, b->agent);
+    if (!a) {
+        if (m->count == COORD_MAX_AGENTS)
+            return false;
+        a = &m->agents[m->count++];
+        memset(a, 0, sizeof *a);
+        snprintf(a->id, sizeof a->id, "%s", b->agent);
+    } else if (b->bdseq < a->bdseq) {
+        return false; /* a replayed old birth */
+    }
+    bool changed = !a->alive || b->bdseq != a->bdseq || b->n_models != a->n_models ||
+                   memcmp(a->models, b->models, b->n_models * sizeof *b->models) != 0;
+    if (b->bdseq != a->bdseq)
+        a->assigned = 0; /* a new session starts without an assignment */
+    a->bdseq = b->bdseq;
+    a->alive = true;
+    a->last_seen_us = now_us;
+    a->cores = b->cores ? b->cores : 1;
+    a->n_models = b->n_models;
+    memcpy(a->models, b->models, b->n_models * sizeof *b->models);
+    return changed;
+}
+
+bool coord_members_death(coord_members *m, const fleet_msg_death *d)
+{
+    coord_agent *a = coord_members_find(m, d->agent);
+    /* A will from an older session must not kill the agent's newer one. */
+    if (!a || !a->alive || d->bdseq < a->bdseq)
+        return false;
+    a->alive = false;
+    return true;
+}
+
+void coord_members_heartbeat(coord_members *m, const fleet_msg_heartbeat *h, double now_us)
+{
+    coord_agent *a = coord_members_find(m, h->agent);
+    if (a && a->alive && h->bdseq == a->bdseq) {
+        a->last_seen_us = now_us;
+        a->latency_ewma_us = h->latency_ewma_us;
+    }
+}
+
+bool coord_members_expire(coord_members *m, double now_us, double timeout_us)
+{
+    bool any = false;
+    for (size_t i = 0; i < m->count; i++) {
+        coord_agent *a = &m->agents[i];
+        if (a->alive && now_us - a->last_seen_us > timeout_us) {
+            a->alive = false;
+            any = true;
+        }
+    }
+    return any;
+}
+
+size_t coord_members_live(const coord_members *m)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->count; i++)
+        n += m->agents[i].alive;
+    return n;
+}
+
+static bool has_model(const coord_agent *a, const char *digest)
+{
+    for (size_t i = 0; i < a->n_models; i++)
+        if (strcmp(a->models[i].digest, digest) == 0)
+            return true;
+    return false;
+}
+
+bool coord_members_serving(const coord_members *m, const coord_family *f, size_t v)
+{
+    for (size_t i = 0; i < m->count; i++) {
+        const coord_agent *a = &m->agents[i];
+        if (a->alive && (a->assigned >> v & 1u) && has_model(a, f->variants[v].digest))
+            return true;
+    }
+    return false;
+}

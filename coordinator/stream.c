@@ -1,0 +1,284 @@
+/* stream.c: one stream's requests in flight: collecting variant results, deciding by deadline. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A decided request stays this long so that late and duplicate results are recognised. */
+#define STREAM_LINGER_US 2e6
+#define STREAM_SWEEP_EVERY_US 1000.0
+
+typedef enum slot_state { SLOT_FREE = 0, SLOT_PENDING, SLOT_DECIDED } slot_state;
+
+struct coord_pending {
+    slot_state state;
+    uint64_t hash;
+    char id[FLEET_TOPICS_MAX_ID + 1];
+    bool has_request; /* a result may arrive before its request */
+    double arrival_us, deadline_us;
+    uint32_t answered; /* bitmask of variants */
+    uint32_t slowest_infer_us;
+    uint8_t k[FLEET_COORDINATOR_MAX_VARIANTS];
+    fleet_ensemble_score scores[FLEET_COORDINATOR_MAX_VARIANTS][COORD_MAX_CLASSES];
+    char *response_topic; /* owned */
+    uint8_t *correlation; /* owned */
+    size_t correlation_len;
+};
+
+static uint64_t hash_id(const char *id)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *id; id++)
+        h = (h ^ (uint8_t)*id) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+fleet_coordinator_status coord_stream_init(coord_stream *s, const char *name, size_t max_pending)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->max_pending = max_pending ? max_pending : 4096;
+    s->capacity = 16;
+    while (s->capacity < 2 * s->max_pending)
+        s->capacity *= 2;
+    s->slots = calloc(s->capacity, sizeof *s->slots);
+    if (!s->slots)
+        return coord_fail(FLEET_COORDINATOR_ENOMEM, "out of memory for %zu pending requests",
+                          s->max_pending);
+    return FLEET_COORDINATOR_OK;
+}
+
+static void slot_clear(coord_pending *p)
+{
+    free(p->response_topic);
+    free(p->correlation);
+    memset(p, 0, sizeof *p);
+}
+
+void coord_stream_free(coord_stream *s)
+{
+    for (size_t i = 0; s->slots && i < s->capacity; i++)
+        if (s->slots[i].state != SLOT_FREE)
+            slot_clear(&s->slots[i]);
+    free(s->slots);
+    s->slots = NULL;
+}
+
+static coord_pending *find(coord_stream *s, const char *id, uint64_t h)
+{
+    for (size_t i = h & (s->capacity - 1);; i = (i + 1) & (s->capacity - 1)) {
+        coord_pending *p = &s->slots[i];
+        if (p->state == SLOT_FREE)
+            return NULL;
+        if (p->hash == h && strcmp(p->id, id) == 0)
+            return p;
+    }
+}
+
+/* Backward-shift deletion keeps every probe chain unbroken without tombstones. */
+static void erase(coord_stream *s, coord_pending *p)
+{
+    size_t mask = s->capacity - 1, hole = (size_t)(p - s->slots);
+    slot_clear(p);
+    s->count--;
+    for (size_t i = (hole + 1) & mask; s->slots[i].state != SLOT_FREE; i = (i + 1) & mask) {
+        size_t home = s->slots[i].hash & mask;
+        bool movable = hole <= i ? (home <= hole || home > i) : (home <= hole && home > i);
+        if (movable) {
+            s->slots[hole] = s->slots[i];
+            memset(&s->slots[i], 0, sizeof s->slots[i]);
+            hole = i;
+        }
+    }
+}
+
+static coord_pending *oldest(coord_stream *s, slot_state state)
+{
+    coord_pending *best = NULL;
+    for (size_t i = 0; i < s->capacity; i++)
+        if (s->slots[i].state == state && (!best || s->slots[i].arrival_us < best->arrival_us))
+            best = &s->slots[i];
+    return best;
+}
+
+static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *p, double now_us);
+
+/* A slot for a new id; full tables first drop old decisions, then decide the oldest early. */
+static coord_pending *insert(coord_stream *s, const coord_stream_env *env, const char *id,
+                             uint64_t h, double now_us)
+{
+    while (s->count >= s->max_pending) {
+        coord_pending *victim = oldest(s, SLOT_DECIDED);
+        if (!victim) {
+            victim = oldest(s, SLOT_PENDING);
+            env->stats->evicted++;
+            decide(s, env, victim, now_us);
+        }
+        erase(s, victim);
+    }
+    size_t i = h & (s->capacity - 1);
+    while (s->slots[i].state != SLOT_FREE)
+        i = (i + 1) & (s->capacity - 1);
+    coord_pending *p = &s->slots[i];
+    p->state = SLOT_PENDING;
+    p->hash = h;
+    snprintf(p->id, sizeof p->id, "%s", id);
+    s->count++;
+    return p;
+}
+
+static void fill_decision(const coord_stream *s, const coord_stream_env *env,
+                          const coord_pending *p, const fleet_ensemble_decision *d,
+                          const float *combined, double now_us, double aggregate_us,
+                          fleet_msg_decision *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->id, sizeof out->id, "%s", p->id);
+    snprintf(out->stream, sizeof out->stream, "%s", s->name);
+    snprintf(out->coordinator, sizeof out->coordinator, "%s", env->coordinator_id);
+    snprintf(out->rule, sizeof out->rule, "%s", fleet_ensemble_rule_name(env->rule));
+    out->cls = d->cls;
+    out->confidence = d->confidence;
+    fleet_ensemble_score top[5];
+    size_t k = d->cls >= 0 ? fleet_ensemble_topk(combined, env->family->classes, 5, top) : 0;
+    for (size_t i = 0; i < k; i++) {
+        out->classes[i] = top[i].cls;
+        out->probs[i] = top[i].prob;
+    }
+    out->k = k;
+    for (size_t v = 0; v < env->family->count; v++) {
+        if (p->answered >> v & 1u)
+            out->used[out->n_used++] = (uint32_t)v;
+        else
+            out->missing[out->n_missing++] = (uint32_t)v;
+    }
+    out->degraded = out->n_missing > 0;
+    out->total_us = (uint32_t)(now_us - p->arrival_us);
+    out->slowest_infer_us = p->slowest_infer_us;
+    out->aggregate_us = (uint32_t)aggregate_us;
+}
+
+static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *p, double now_us)
+{
+    double t0 = fleet_link_now_us();
+    fleet_ensemble_vote votes[FLEET_COORDINATOR_MAX_VARIANTS];
+    float combined[COORD_MAX_CLASSES];
+    size_t n = 0;
+    for (size_t v = 0; v < env->family->count; v++) {
+        if (!(p->answered >> v & 1u))
+            continue;
+        const coord_variant *var = &env->family->variants[v];
+        votes[n++] = (fleet_ensemble_vote){
+            p->scores[v], p->k[v],
+            env->rule == FLEET_ENSEMBLE_ACC_WEIGHTED ? var->val_accuracy : var->vp_weight};
+    }
+    fleet_ensemble_decision d;
+    fleet_ensemble_decide(env->rule, votes, n, env->family->classes, combined, &d);
+    fleet_msg_decision msg;
+    fill_decision(s, env, p, &d, combined, now_us, fleet_link_now_us() - t0, &msg);
+    env->stats->decisions++;
+    env->stats->degraded += msg.degraded;
+    if (p->has_request)
+        env->sink.deliver(env->sink.ctx, &msg, p->response_topic, p->correlation,
+                          p->correlation_len);
+    p->state = SLOT_DECIDED;
+    free(p->response_topic);
+    free(p->correlation);
+    p->response_topic = NULL;
+    p->correlation = NULL;
+}
+
+static void maybe_decide(coord_stream *s, const coord_stream_env *env, coord_pending *p,
+                         double now_us)
+{
+    if (p->state == SLOT_PENDING && p->has_request &&
+        (p->answered & env->expected) == env->expected)
+        decide(s, env, p, now_us);
+}
+
+void coord_stream_request(coord_stream *s, const coord_stream_env *env, const fleet_msg_request *r,
+                          double arrival_us, double deadline_us, const char *response_topic,
+                          const uint8_t *correlation, size_t correlation_len)
+{
+    uint64_t h = hash_id(r->id);
+    coord_pending *p = find(s, r->id, h);
+    if (p && (p->state == SLOT_DECIDED || p->has_request))
+        return; /* a retransmission of a request already seen */
+    if (!p)
+        p = insert(s, env, r->id, h, arrival_us);
+    env->stats->requests++;
+    p->has_request = true;
+    p->arrival_us = arrival_us;
+    p->deadline_us = deadline_us;
+    if (response_topic)
+        p->response_topic = strdup(response_topic);
+    if (correlation && (p->correlation = malloc(correlation_len + 1))) {
+        memcpy(p->correlation, correlation, correlation_len);
+        p->correlation_len = correlation_len;
+    }
+    maybe_decide(s, env, p, arrival_us);
+}
+
+void coord_stream_result(coord_stream *s, const coord_stream_env *env, const fleet_msg_result *r,
+                         double now_us, double default_deadline_us)
+{
+    env->stats->results++;
+    if (r->variant >= env->family->count || r->output != FLEET_OUTPUT_TOPK ||
+        r->k > COORD_MAX_CLASSES) {
+        env->stats->bad_messages++;
+        return;
+    }
+    uint64_t h = hash_id(r->id);
+    coord_pending *p = find(s, r->id, h);
+    if (p && p->state == SLOT_DECIDED) {
+        env->stats->late_results++;
+        return;
+    }
+    if (!p) {
+        p = insert(s, env, r->id, h, now_us);
+        p->arrival_us = now_us;
+        p->deadline_us = now_us + default_deadline_us;
+    }
+    if (p->answered >> r->variant & 1u) {
+        env->stats->duplicate_results++; /* a replica was faster */
+        return;
+    }
+    p->answered |= 1u << r->variant;
+    p->k[r->variant] = (uint8_t)r->k;
+    for (size_t i = 0; i < r->k; i++)
+        p->scores[r->variant][i] = (fleet_ensemble_score){r->classes[i], r->probs[i]};
+    if (r->infer_us > p->slowest_infer_us)
+        p->slowest_infer_us = r->infer_us;
+    maybe_decide(s, env, p, now_us);
+}
+
+void coord_stream_sweep(coord_stream *s, const coord_stream_env *env, double now_us)
+{
+    if (now_us < s->next_sweep_us)
+        return;
+    s->next_sweep_us = now_us + STREAM_SWEEP_EVERY_US;
+    for (size_t i = 0; i < s->capacity; i++) {
+        coord_pending *p = &s->slots[i];
+        if (p->state == SLOT_PENDING && now_us >= p->deadline_us) {
+            if (p->has_request)
+                decide(s, env, p, now_us);
+            else
+                p->state = SLOT_DECIDED; /* results for a request that never came */
+        }
+    }
+    /* Erasing shifts slots backwards, so scan again after each erase. */
+    for (size_t i = 0; i < s->capacity;) {
+        coord_pending *p = &s->slots[i];
+        if (p->state == SLOT_DECIDED && now_us - p->deadline_us > STREAM_LINGER_US)
+            erase(s, p);
+        else
+            i++;
+    }
+}
+
+void coord_stream_expected_changed(coord_stream *s, const coord_stream_env *env, double now_us)
+{
+    for (size_t i = 0; i < s->capacity; i++)
+        maybe_decide(s, env, &s->slots[i], now_us);
+}

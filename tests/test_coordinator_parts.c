@@ -1,0 +1,243 @@
+/* test_coordinator_parts.c: membership, placement and aggregation without a broker. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* A family of four variants that only needs digests for these tests. */
+static void fake_family(coord_family *f, size_t count)
+{
+    memset(f, 0, sizeof *f);
+    f->count = count;
+    f->classes = 10;
+    for (size_t v = 0; v < count; v++) {
+        snprintf(f->variants[v].digest, sizeof f->variants[v].digest, "%064zu", v);
+        f->variants[v].vp_weight = 1.0f;
+        f->variants[v].val_accuracy = 0.9f;
+    }
+}
+
+static fleet_msg_birth birth(const char *id, uint64_t bdseq, const coord_family *f, uint32_t loaded)
+{
+    fleet_msg_birth b;
+    memset(&b, 0, sizeof b);
+    snprintf(b.agent, sizeof b.agent, "%s", id);
+    b.bdseq = bdseq;
+    b.cores = 1;
+    for (size_t v = 0; v < f->count; v++)
+        if (loaded >> v & 1u) {
+            snprintf(b.models[b.n_models].digest, sizeof b.models[0].digest, "%s",
+                     f->variants[v].digest);
+            b.models[b.n_models++].latency_us = 100;
+        }
+    return b;
+}
+
+static void test_bdseq_keeps_reborn_agents_alive(void **state)
+{
+    (void)state;
+    coord_family f;
+    fake_family(&f, 4);
+    static coord_members m;
+    memset(&m, 0, sizeof m);
+    fleet_msg_birth b1 = birth("a", 1, &f, 0);
+    assert_true(coord_members_birth(&m, &b1, 0));
+    fleet_msg_birth b2 = birth("a", 2, &f, 0);
+    assert_true(coord_members_birth(&m, &b2, 10)); /* reconnected: a new session */
+    fleet_msg_death late = {.agent = "a", .bdseq = 1};
+    assert_false(coord_members_death(&m, &late)); /* the old session's will comes late */
+    assert_int_equal(coord_members_live(&m), 1);
+    assert_false(coord_members_birth(&m, &b1, 20)); /* a replayed older birth changes nothing */
+    fleet_msg_death now = {.agent = "a", .bdseq = 2};
+    assert_true(coord_members_death(&m, &now));
+    assert_int_equal(coord_members_live(&m), 0);
+    fleet_msg_death unknown = {.agent = "ghost", .bdseq = 9};
+    assert_false(coord_members_death(&m, &unknown));
+}
+
+static void test_heartbeat_timeout(void **state)
+{
+    (void)state;
+    coord_family f;
+    fake_family(&f, 1);
+    static coord_members m;
+    memset(&m, 0, sizeof m);
+    fleet_msg_birth b = birth("a", 1, &f, 0);
+    coord_members_birth(&m, &b, 0);
+    fleet_msg_heartbeat h = {.agent = "a", .bdseq = 1};
+    coord_members_heartbeat(&m, &h, 2e6);
+    assert_false(coord_members_expire(&m, 4e6, 3e6));
+    assert_true(coord_members_expire(&m, 5.1e6, 3e6));
+    assert_int_equal(coord_members_live(&m), 0);
+}
+
+static int owners(const coord_members *m, size_t v)
+{
+    int n = 0;
+    for (size_t i = 0; i < m->count; i++)
+        n += m->agents[i].alive && (m->agents[i].assigned >> v & 1u);
+    return n;
+}
+
+static void test_assignment_covers_moves_little_and_fails_over(void **state)
+{
+    (void)state;
+    coord_family f;
+    fake_family(&f, 4);
+    static coord_members m;
+    memset(&m, 0, sizeof m);
+    bool changed[COORD_MAX_AGENTS];
+    const char *ids[] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 4; i++) {
+        fleet_msg_birth b = birth(ids[i], 1, &f, 0);
+        coord_members_birth(&m, &b, 0);
+    }
+    assert_int_equal(coord_assign(&m, &f, 1, changed), 4);
+    for (size_t v = 0; v < 4; v++)
+        assert_int_equal(owners(&m, v), 1);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(__builtin_popcount(m.agents[i].assigned), 1);
+    assert_int_equal(coord_assign(&m, &f, 1, changed), 0); /* stable: nothing moves */
+    uint32_t c_had = m.agents[2].assigned;
+    fleet_msg_death dead = {.agent = "c", .bdseq = 1};
+    coord_members_death(&m, &dead);
+    assert_int_equal(coord_assign(&m, &f, 1, changed), 1); /* only the orphan moves */
+    assert_int_equal(owners(&m, (size_t)__builtin_ctz(c_had)), 1);
+    /* A fifth agent joining takes a variant from an agent holding two: one move each side. */
+    fleet_msg_birth e = birth("e", 1, &f, 0);
+    coord_members_birth(&m, &e, 0);
+    assert_int_equal(coord_assign(&m, &f, 1, changed), 2);
+    for (size_t i = 0; i < m.count; i++)
+        if (m.agents[i].alive)
+            assert_int_equal(__builtin_popcount(m.agents[i].assigned), 1);
+    /* Replication 2 over four live agents: every variant twice. */
+    coord_assign(&m, &f, 2, changed);
+    for (size_t v = 0; v < 4; v++)
+        assert_int_equal(owners(&m, v), 2);
+}
+
+/* Aggregation: a sink that records decisions. */
+static fleet_msg_decision last;
+static int delivered;
+static char last_topic[128];
+
+static void record(void *ctx, const fleet_msg_decision *d, const char *topic,
+                   const uint8_t *correlation, size_t len)
+{
+    (void)ctx, (void)correlation, (void)len;
+    last = *d;
+    delivered++;
+    snprintf(last_topic, sizeof last_topic, "%s", topic ? topic : "");
+}
+
+static fleet_msg_result result(const char *id, uint32_t variant, uint16_t top, float p)
+{
+    fleet_msg_result r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.id, sizeof r.id, "%s", id);
+    r.variant = variant;
+    r.output = FLEET_OUTPUT_TOPK;
+    r.k = 2;
+    r.classes[0] = top;
+    r.probs[0] = p;
+    r.classes[1] = (uint16_t)((top + 1) % 10);
+    r.probs[1] = 1.0f - p;
+    r.infer_us = 100 + variant;
+    return r;
+}
+
+static void test_stream_decides_dedups_and_ignores_late(void **state)
+{
+    (void)state;
+    coord_family f;
+    fake_family(&f, 3);
+    fleet_coordinator_stats stats;
+    memset(&stats, 0, sizeof stats);
+    coord_stream s;
+    assert_int_equal(coord_stream_init(&s, "s", 8), FLEET_COORDINATOR_OK);
+    coord_stream_env env = {&f, FLEET_ENSEMBLE_MEAN_SOFTMAX, "c1", 0x7, {record, NULL}, &stats};
+    fleet_msg_request req;
+    memset(&req, 0, sizeof req);
+    snprintf(req.id, sizeof req.id, "r1");
+    delivered = 0;
+    coord_stream_request(&s, &env, &req, 0, 1e6, "reply/x", (const uint8_t *)"c", 1);
+    fleet_msg_result r = result("r1", 0, 3, 0.9f);
+    coord_stream_result(&s, &env, &r, 10, 1e6);
+    coord_stream_result(&s, &env, &r, 11, 1e6); /* a replica of variant 0 */
+    assert_int_equal(stats.duplicate_results, 1);
+    r = result("r1", 1, 3, 0.6f);
+    coord_stream_result(&s, &env, &r, 12, 1e6);
+    assert_int_equal(delivered, 0);
+    r = result("r1", 2, 5, 0.7f);
+    coord_stream_result(&s, &env, &r, 13, 1e6);
+    assert_int_equal(delivered, 1); /* all three expected variants answered */
+    assert_int_equal(last.cls, 3);
+    assert_false(last.degraded);
+    assert_int_equal(last.n_used, 3);
+    assert_string_equal(last_topic, "reply/x");
+    assert_int_equal(last.slowest_infer_us, 102);
+    coord_stream_result(&s, &env, &r, 20, 1e6); /* after the decision */
+    assert_int_equal(stats.late_results, 1);
+    assert_int_equal(delivered, 1);
+    coord_stream_free(&s);
+}
+
+static void test_stream_deadline_degrades_and_bounds_memory(void **state)
+{
+    (void)state;
+    coord_family f;
+    fake_family(&f, 2);
+    fleet_coordinator_stats stats;
+    memset(&stats, 0, sizeof stats);
+    coord_stream s;
+    coord_stream_init(&s, "s", 4);
+    coord_stream_env env = {&f, FLEET_ENSEMBLE_VP_TOPK, "c1", 0x3, {record, NULL}, &stats};
+    fleet_msg_request req;
+    memset(&req, 0, sizeof req);
+    delivered = 0;
+    snprintf(req.id, sizeof req.id, "slow");
+    coord_stream_request(&s, &env, &req, 0, 5000, NULL, NULL, 0);
+    fleet_msg_result r = result("slow", 1, 7, 0.8f);
+    coord_stream_result(&s, &env, &r, 100, 1e6);
+    coord_stream_sweep(&s, &env, 4000);
+    assert_int_equal(delivered, 0);
+    coord_stream_sweep(&s, &env, 6000);
+    assert_int_equal(delivered, 1);
+    assert_true(last.degraded);
+    assert_int_equal(last.cls, 7);
+    assert_int_equal(last.n_missing, 1);
+    assert_int_equal(last.missing[0], 0);
+    /* Nothing can answer: decided at once, degraded, class -1. */
+    env.expected = 0;
+    snprintf(req.id, sizeof req.id, "orphan");
+    coord_stream_request(&s, &env, &req, 7000, 9000, NULL, NULL, 0);
+    assert_int_equal(delivered, 2);
+    assert_int_equal(last.cls, -1);
+    /* More requests than max_pending: the oldest are decided early, never more held. */
+    env.expected = 0x3;
+    for (int i = 0; i < 20; i++) {
+        snprintf(req.id, sizeof req.id, "flood-%d", i);
+        coord_stream_request(&s, &env, &req, 10000 + i, 1e9, NULL, NULL, 0);
+        assert_true(s.count <= 4);
+    }
+    assert_true(stats.evicted >= 16);
+    coord_stream_free(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bdseq_keeps_reborn_agents_alive),
+        cmocka_unit_test(test_heartbeat_timeout),
+        cmocka_unit_test(test_assignment_covers_moves_little_and_fails_over),
+        cmocka_unit_test(test_stream_decides_dedups_and_ignores_late),
+        cmocka_unit_test(test_stream_deadline_degrades_and_bounds_memory),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
