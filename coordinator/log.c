@@ -1,9 +1,10 @@
 /* log.c: the coordinator's error detail and levelled logging on stderr. */
 #include "internal.h"
 
+#include "fleet_log.h"
+
 #include <stdarg.h>
 #include <stdio.h>
-#include <time.h>
 
 static _Thread_local char coord_error[384] = "no error";
 
@@ -30,19 +31,10 @@ const char *fleet_coordinator_strerror(fleet_coordinator_status status)
 
 void coord_log(int level, int threshold, const char *fmt, ...)
 {
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    if (level > threshold)
-        return;
-    char stamp[32];
-    time_t now = time(NULL);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", gmtime(&now));
+    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s fleet-coordinator %s: ", stamp,
-            names[level < 0   ? 0
-                  : level > 3 ? 3
-                              : level]);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    fleet_log("fleet-coordinator", level, threshold, "%s", line);
 }

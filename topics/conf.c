@@ -1,0 +1,94 @@
+/* conf.c: `key = value` configuration files shared by the fleet daemons. */
+#include "fleet_conf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
+        *--end = '\0';
+    return s;
+}
+
+int fleet_conf_read(const char *path, fleet_conf_setter set, void *ctx, char *error,
+                    size_t error_size)
+{
+    char line[1024], detail[256];
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(error, error_size, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    for (int number = 1; rc == 0 && fgets(line, sizeof line, f); number++) {
+        char *text = trim(line), *eq = strchr(text, '=');
+        if (!text[0] || text[0] == '#')
+            continue;
+        detail[0] = '\0';
+        if (!eq) {
+            snprintf(error, error_size, "%s:%d: expected 'key = value'", path, number);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *value = trim(eq + 1), *hash = strstr(value, " #");
+        if (hash) /* a trailing comment */
+            *hash = '\0';
+        if (set(ctx, trim(text), trim(value), detail, sizeof detail) != 0) {
+            snprintf(error, error_size, "%s:%d: %s", path, number, detail);
+            rc = -1;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int fleet_conf_string(char *dst, size_t size, const char *value)
+{
+    size_t n = strlen(value);
+    if (n >= size)
+        return -1;
+    memcpy(dst, value, n + 1);
+    return 0;
+}
+
+int fleet_conf_u32(uint32_t *dst, const char *value, uint32_t min, uint32_t max)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(value, &end, 10);
+    if (!value[0] || *end || errno || value[0] == '-' || v < min || v > max)
+        return -1;
+    *dst = (uint32_t)v;
+    return 0;
+}
+
+int fleet_conf_secret_file(char *dst, size_t size, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(dst, (int)size, f)) {
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    dst[strcspn(dst, "\r\n")] = '\0';
+    return 0;
+}
+
+int fleet_conf_log_level(int *dst, const char *value)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(value, names[i]) == 0) {
+            *dst = i;
+            return 0;
+        }
+    return -1;
+}

@@ -1,0 +1,23 @@
+/* fleet_conf.h: the daemons' `key = value` configuration files. */
+#ifndef FLEET_CONF_H
+#define FLEET_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Called for every `key = value` line; returns 0, or -1 with a message in detail. */
+typedef int (*fleet_conf_setter)(void *ctx, const char *key, const char *value, char *detail,
+                                 size_t detail_size);
+
+/* Reads path: blank lines and lines starting with '#' are skipped, whitespace around keys
+ * and values is trimmed. Returns 0, or -1 with "path:line: reason" in error. */
+int fleet_conf_read(const char *path, fleet_conf_setter set, void *ctx, char *error,
+                    size_t error_size);
+
+/* Helpers for setters: each returns 0 or -1. */
+int fleet_conf_string(char *dst, size_t size, const char *value);
+int fleet_conf_u32(uint32_t *dst, const char *value, uint32_t min, uint32_t max);
+int fleet_conf_secret_file(char *dst, size_t size, const char *path);
+int fleet_conf_log_level(int *dst, const char *value); /* error|warn|info|debug -> 0..3 */
+
+#endif
