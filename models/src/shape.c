@@ -285,11 +285,11 @@ static fleet_model_status fm_shape_resize(fm_graph *g, fm_node *n)
         return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED,
                             "needs constant scales (4 floats) or sizes (4 int64)");
     }
+    if (dims[0] != x->dims[0] || dims[1] != x->dims[1] || dims[2] < 1 || dims[3] < 1)
+        return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED, "only height and width may be resized");
     if (dims[2] * dims[3] > FM_MAX_RESIZE_PIXELS)
         return fm_fail_node(n, FLEET_MODEL_ETOOBIG, "output of %lldx%lld pixels is too large",
                             (long long)dims[2], (long long)dims[3]);
-    if (dims[0] != x->dims[0] || dims[1] != x->dims[1] || dims[2] < 1 || dims[3] < 1)
-        return fm_fail_node(n, FLEET_MODEL_EUNSUPPORTED, "only height and width may be resized");
     fm_set_shape(g, n, 4, dims);
     return FLEET_MODEL_OK;
 }
