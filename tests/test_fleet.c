@@ -1,0 +1,430 @@
+/* test_fleet.c: a real fleet (mosquitto, fleet-coordinator, four fleet-agent processes). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "broker.h"
+#include "dataset.h"
+#include "fleet_ensemble.h"
+#include "fleet_link.h"
+#include "fleet_models.h"
+#include "fleet_topics.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef FLEET_BINARY_DIR
+#define FLEET_BINARY_DIR "."
+#endif
+
+#define PREFIX "fleet/test"
+#define STREAM "s1"
+#define REPLY "reply/operator/test"
+#define N_AGENTS 4
+#define N_VARIANTS 4
+
+typedef struct fleet_fixture {
+    fleetctl_broker broker;
+    fleetctl_dataset data;
+    pid_t coordinator, agents[N_AGENTS];
+    char dir[64];
+    fleet_link *client;
+    char zoo[512];
+} fleet_fixture;
+
+static fleet_fixture fx;
+
+static pid_t spawn(char *const argv[], const char *log)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen(log, "w", stderr) || !freopen("/dev/null", "w", stdout))
+            _exit(126);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void start_agent(int i)
+{
+    char id[16], cache[128], log[128];
+    snprintf(id, sizeof id, "agent-%d", i + 1);
+    snprintf(cache, sizeof cache, "%s/cache-%d", fx.dir, i + 1);
+    snprintf(log, sizeof log, "%s/agent-%d.log", fx.dir, i + 1);
+    char *argv[] = {FLEET_BINARY_DIR "/agent/fleet-agent",
+                    "--id",
+                    id,
+                    "--broker",
+                    fx.broker.url,
+                    "--password",
+                    FLEETCTL_BROKER_SECRET,
+                    "--prefix",
+                    PREFIX,
+                    "--cache",
+                    cache,
+                    "--heartbeat-ms",
+                    "200",
+                    "--log-level",
+                    "info",
+                    NULL};
+    fx.agents[i] = spawn(argv, log);
+}
+
+static void start_coordinator(const char *rule, const char *replication)
+{
+    char v[N_VARIANTS][600], log[128];
+    for (int i = 0; i < N_VARIANTS; i++)
+        snprintf(v[i], sizeof v[i], "%s/variant-%d.onnx", fx.zoo, i);
+    snprintf(log, sizeof log, "%s/coordinator.log", fx.dir);
+    char *argv[] = {FLEET_BINARY_DIR "/coordinator/fleet-coordinator",
+                    "--broker",
+                    fx.broker.url,
+                    "--password",
+                    FLEETCTL_BROKER_SECRET,
+                    "--prefix",
+                    PREFIX,
+                    "--stream",
+                    STREAM,
+                    "--rule",
+                    (char *)rule,
+                    "--replication",
+                    (char *)replication,
+                    "--heartbeat_timeout_ms",
+                    "1000",
+                    "--deadline_ms",
+                    "3000",
+                    "--variant",
+                    v[0],
+                    "--variant",
+                    v[1],
+                    "--variant",
+                    v[2],
+                    "--variant",
+                    v[3],
+                    "--log_level",
+                    "info",
+                    NULL};
+    fx.coordinator = spawn(argv, log);
+}
+
+static void stop_fleet(void)
+{
+    for (int i = 0; i < N_AGENTS; i++)
+        if (fx.agents[i] > 0) {
+            kill(fx.agents[i], SIGTERM);
+            waitpid(fx.agents[i], NULL, 0);
+            fx.agents[i] = 0;
+        }
+    if (fx.coordinator > 0) {
+        kill(fx.coordinator, SIGTERM);
+        waitpid(fx.coordinator, NULL, 0);
+        fx.coordinator = 0;
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *zoo = getenv("FLEET_TEST_ZOO");
+    snprintf(fx.zoo, sizeof fx.zoo, "%s", zoo ? zoo : "models/zoo");
+    snprintf(fx.dir, sizeof fx.dir, "/tmp/fleet-test-XXXXXX");
+    const char *ids[N_AGENTS] = {"agent-1", "agent-2", "agent-3", "agent-4"};
+    if (!mkdtemp(fx.dir) ||
+        fleetctl_dataset_load(FLEETCTL_DATASET_DEFAULT_DIR, "t10k", &fx.data) != 0 ||
+        fleetctl_broker_start(fleetctl_broker_config_dir(), ids, N_AGENTS, &fx.broker) != 0)
+        return -1;
+    fleet_link_options o;
+    fleet_link_options_init(&o);
+    o.url = fx.broker.url;
+    o.client_id = "test-client";
+    o.username = "operator";
+    o.password = FLEETCTL_BROKER_SECRET;
+    if (fleet_link_create(&o, &fx.client) != FLEET_LINK_OK ||
+        fleet_link_subscribe(fx.client, REPLY, 1) != FLEET_LINK_OK)
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    stop_fleet();
+    fleet_link_destroy(fx.client);
+    fleetctl_broker_stop(&fx.broker);
+    fleetctl_dataset_free(&fx.data);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx.dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void send_image(size_t index, const char *id)
+{
+    fleet_msg_request r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.id, sizeof r.id, "%s", id);
+    snprintf(r.stream, sizeof r.stream, STREAM);
+    r.deadline_ms = 3000;
+    r.tensor = (fleet_tensor){.dtype = FLEET_DTYPE_U8,
+                              .scale = 1.0f / 255.0f,
+                              .shape = {1, 1, 28, 28},
+                              .rank = 4,
+                              .data = fx.data.pixels + index * 784,
+                              .size = 784};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(fleet_msg_request_encode(&r, &buf, &len), FLEET_TOPICS_OK);
+    fleet_link_props props = {.response_topic = REPLY};
+    assert_int_equal(
+        fleet_link_publish(fx.client, PREFIX "/stream/" STREAM "/request", buf, len, 0, 0, &props),
+        FLEET_LINK_OK);
+    free(buf);
+}
+
+/* The next decision on the reply topic, or false after timeout_ms. */
+static bool next_decision(int timeout_ms, fleet_msg_decision *d)
+{
+    fleet_link_message *m = NULL;
+    if (fleet_link_receive(fx.client, timeout_ms, &m) != FLEET_LINK_OK)
+        return false;
+    bool ok = fleet_msg_decision_decode(m->payload, m->len, d) == FLEET_TOPICS_OK;
+    fleet_link_message_free(m);
+    return ok;
+}
+
+/* Probes until a decision uses every variant: all agents have their models. */
+static void wait_until_healthy(void)
+{
+    for (int probe = 0; probe < 200; probe++) {
+        char id[32];
+        snprintf(id, sizeof id, "probe-%d", probe);
+        send_image(0, id);
+        fleet_msg_decision d;
+        while (next_decision(300, &d))
+            if (!d.degraded && d.n_used == N_VARIANTS)
+                return;
+    }
+    fail_msg("the fleet never became healthy (logs in %s)", fx.dir);
+}
+
+/* What the coordinator must decide for image index: the same rule over the same variants. */
+static void offline_decision(fleet_model *const *models, const float *temps, const float *weights,
+                             fleet_ensemble_rule rule, size_t index, int *cls, float *confidence)
+{
+    fleet_ensemble_score scores[N_VARIANTS][10];
+    fleet_ensemble_vote votes[N_VARIANTS];
+    float x[784], outs[N_VARIANTS][4][512];
+    fleetctl_dataset_image(&fx.data, index, x);
+    for (int v = 0; v < N_VARIANTS; v++) {
+        const float *ins[1] = {x};
+        float *o[4] = {outs[v][0], outs[v][1], outs[v][2], outs[v][3]};
+        assert_int_equal(fleet_model_run(models[v], ins, o), FLEET_MODEL_OK);
+        fleet_ensemble_softmax(outs[v][0], 10, temps[v]);
+        votes[v] = (fleet_ensemble_vote){
+            scores[v], fleet_ensemble_topk(outs[v][0], 10, 10, scores[v]), weights[v]};
+    }
+    fleet_ensemble_decision d;
+    fleet_ensemble_decide(rule, votes, N_VARIANTS, 10, NULL, &d);
+    *cls = d.cls;
+    *confidence = d.confidence;
+}
+
+static float meta(const fleet_model *m, const char *key, float fallback)
+{
+    const char *text = fleet_model_metadata(m, key);
+    return text ? strtof(text, NULL) : fallback;
+}
+
+static void test_500_decisions_match_offline_ensemble(void **state)
+{
+    (void)state;
+    enum { count = 500, window = 16 };
+    start_coordinator("vp-topk", "1");
+    for (int i = 0; i < N_AGENTS; i++)
+        start_agent(i);
+    wait_until_healthy();
+    fleet_model *models[N_VARIANTS];
+    float temps[N_VARIANTS], weights[N_VARIANTS], res[N_VARIANTS], width[N_VARIANTS], max_res = 0;
+    for (int v = 0; v < N_VARIANTS; v++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/variant-%d.onnx", fx.zoo, v);
+        assert_int_equal(fleet_model_load_file(path, NULL, &models[v]), FLEET_MODEL_OK);
+        temps[v] = meta(models[v], "temperature", 1.0f);
+        res[v] = meta(models[v], "input_resolution", 28.0f);
+        width[v] = meta(models[v], "width", 0.35f);
+        max_res = fmaxf(max_res, res[v]);
+    }
+    for (int v = 0; v < N_VARIANTS; v++)
+        weights[v] = res[v] / max_res * (width[v] / 0.35f) * (width[v] / 0.35f);
+    static int seen[count];
+    memset(seen, 0, sizeof seen);
+    size_t sent = 0, got = 0;
+    while (got < count) {
+        while (sent < count && sent - got < window) {
+            char id[32];
+            snprintf(id, sizeof id, "img-%zu", sent);
+            send_image(sent++, id);
+        }
+        fleet_msg_decision d;
+        if (!next_decision(5000, &d))
+            fail_msg("only %zu of %d decisions arrived", got, count);
+        size_t index;
+        if (sscanf(d.id, "img-%zu", &index) != 1)
+            continue; /* a late probe */
+        assert_true(index < count && !seen[index]);
+        seen[index] = 1;
+        got++;
+        assert_false(d.degraded);
+        int cls;
+        float confidence;
+        offline_decision(models, temps, weights, FLEET_ENSEMBLE_VP_TOPK, index, &cls, &confidence);
+        if (d.cls != cls || fabsf(d.confidence - confidence) > 1e-6f)
+            fail_msg("image %zu: fleet decided %d (%.7f), offline %d (%.7f)", index, d.cls,
+                     (double)d.confidence, cls, (double)confidence);
+    }
+    for (int v = 0; v < N_VARIANTS; v++)
+        fleet_model_destroy(models[v]);
+    stop_fleet();
+}
+
+/* kill -9 of an agent mid-run: every request is still answered, and degraded answers stop
+ * once its variant has been reassigned and loaded elsewhere. */
+static void test_kill_agent_every_request_answered(void **state)
+{
+    (void)state;
+    enum { count = 600 };
+    start_coordinator("mean-softmax", "1");
+    for (int i = 0; i < N_AGENTS; i++)
+        start_agent(i);
+    wait_until_healthy();
+    size_t answered = 0, degraded_late = 0, degraded = 0;
+    double killed_at = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (i == 100) {
+            kill(fx.agents[0], SIGKILL);
+            waitpid(fx.agents[0], NULL, 0);
+            fx.agents[0] = 0;
+            killed_at = fleet_link_now_us();
+        }
+        char id[32];
+        snprintf(id, sizeof id, "k-%zu", i);
+        double sent_at = fleet_link_now_us();
+        send_image(i, id);
+        fleet_msg_decision d;
+        while (next_decision(4000, &d)) {
+            if (strcmp(d.id, id) != 0)
+                continue; /* a probe's late answer */
+            answered++;
+            degraded += d.degraded;
+            /* Two seconds after the kill the orphaned variant must be served again. */
+            degraded_late += d.degraded && sent_at - killed_at > 2e6 && killed_at > 0;
+            break;
+        }
+        struct timespec pace = {0, 5000000}; /* 200 requests/s: the run outlives failover */
+        nanosleep(&pace, NULL);
+    }
+    assert_int_equal(answered, count);
+    assert_int_equal(degraded_late, 0);
+    print_message("kill -9: %zu of %d decisions degraded during failover\n", degraded, count);
+    stop_fleet();
+}
+
+/* Clients that never saw our code: mosquitto_pub (MQTT v5 response topic) sends msgpack bytes
+ * written by hand from docs/PROTOCOL.md (fixmap, fixstr keys, bin16 pixels), mosquitto_sub
+ * receives the decision. Each try uses a new request id: the coordinator answers an id once. */
+static void test_third_party_client_gets_decision(void **state)
+{
+    (void)state;
+    start_coordinator("mean-softmax", "1");
+    for (int i = 0; i < N_AGENTS; i++)
+        start_agent(i);
+    wait_until_healthy();
+    uint8_t req[1024], *p = req;
+    const uint8_t head[] = {0x85, 0xa1, 'v',  0x01, 0xa2, 'i', 'd',  0xa3, 'r',  'r',  '0',  0xa6,
+                            's',  't',  'r',  'e',  'a',  'm', 0xa2, 's',  '1',  0xab, 'd',  'e',
+                            'a',  'd',  'l',  'i',  'n',  'e', '_',  'm',  's',  0xcd, 0x0b, 0xb8,
+                            0xa6, 't',  'e',  'n',  's',  'o', 'r',  0x84, 0xa5, 'd',  't',  'y',
+                            'p',  'e',  0x00, 0xa5, 's',  'c', 'a',  'l',  'e',  0xca, 0x3b, 0x80,
+                            0x80, 0x81, 0xa5, 's',  'h',  'a', 'p',  'e',  0x94, 0x01, 0x01, 0x1c,
+                            0x1c, 0xa4, 'd',  'a',  't',  'a', 0xc5, 0x03, 0x10};
+    memcpy(p, head, sizeof head);
+    p += sizeof head;
+    memcpy(p, fx.data.pixels + 5 * 784, 784);
+    p += 784;
+    char path[128], out[128], port[16];
+    snprintf(path, sizeof path, "%s/request.mp", fx.dir);
+    snprintf(out, sizeof out, "%s/decision.mp", fx.dir);
+    snprintf(port, sizeof port, "%u", fx.broker.port);
+    char *sub[] = {"/usr/bin/mosquitto_sub",
+                   "-V",
+                   "mqttv5",
+                   "-p",
+                   port,
+                   "-u",
+                   "client",
+                   "-P",
+                   FLEETCTL_BROKER_SECRET,
+                   "-t",
+                   "reply/client/rr",
+                   "-C",
+                   "1",
+                   "-N",
+                   "-W",
+                   "30",
+                   NULL};
+    pid_t subscriber = fork();
+    if (subscriber == 0) {
+        if (!freopen(out, "w", stdout))
+            _exit(126);
+        execv(sub[0], sub);
+        _exit(127);
+    }
+    int status = 0;
+    for (char attempt = '1'; attempt <= '9'; attempt++) {
+        req[10] = (uint8_t)attempt; /* the id: rr1, rr2, ... */
+        FILE *f = fopen(path, "wb");
+        fwrite(req, 1, (size_t)(p - req), f);
+        fclose(f);
+        char cmd[512];
+        snprintf(cmd, sizeof cmd,
+                 "mosquitto_pub -V mqttv5 -p %u -u client -P %s -t " PREFIX "/stream/" STREAM
+                 "/request -D publish response-topic reply/client/rr -f %s",
+                 fx.broker.port, FLEETCTL_BROKER_SECRET, path);
+        assert_int_equal(system(cmd), 0);
+        struct timespec wait = {0, 500000000};
+        nanosleep(&wait, NULL);
+        if (waitpid(subscriber, &status, WNOHANG) == subscriber)
+            break;
+        if (attempt == '9') {
+            kill(subscriber, SIGKILL);
+            waitpid(subscriber, &status, 0);
+        }
+    }
+    uint8_t answer[4096];
+    FILE *f = fopen(out, "rb");
+    size_t size = fread(answer, 1, sizeof answer, f);
+    fclose(f);
+    fleet_msg_decision d;
+    assert_int_equal(fleet_msg_decision_decode(answer, size, &d), FLEET_TOPICS_OK);
+    assert_int_equal(strncmp(d.id, "rr", 2), 0);
+    assert_true(d.cls >= 0 && d.cls < 10);
+    stop_fleet();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_500_decisions_match_offline_ensemble),
+        cmocka_unit_test(test_kill_agent_every_request_answered),
+        cmocka_unit_test(test_third_party_client_gets_decision),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
