@@ -18,6 +18,7 @@ struct fleet_coordinator {
     coord_stream stream; /* state is per stream; this daemon serves one */
     fleet_coordinator_stats stats;
     uint64_t epoch;
+    uint32_t serving; /* variants a live agent has loaded: kept current on membership events */
     volatile sig_atomic_t stopping;
     uint64_t raw_inputs;
     double next_expire_us;
@@ -121,7 +122,7 @@ static coord_stream_env stream_env(fleet_coordinator *c)
     return (coord_stream_env){.family = &c->family,
                               .rule = c->cfg.rule,
                               .coordinator_id = c->cfg.id,
-                              .expected = serving_mask(c),
+                              .expected = c->serving,
                               .sink = {deliver_decision, c},
                               .stats = &c->stats};
 }
@@ -140,6 +141,7 @@ static void reassign(fleet_coordinator *c, const char *why)
             if (changed[i] && c->members.agents[i].alive)
                 publish_assignment(c, &c->members.agents[i]);
     }
+    c->serving = serving_mask(c);
     coord_stream_env env = stream_env(c);
     coord_stream_expected_changed(&c->stream, &env, fleet_link_now_us());
 }

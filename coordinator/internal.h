@@ -80,9 +80,12 @@ typedef struct coord_pending coord_pending;
 typedef struct coord_stream {
     char name[FLEET_TOPICS_MAX_ID + 1];
     coord_pending *slots; /* open addressing, linear probing */
-    size_t capacity;      /* power of two, twice max_pending */
+    size_t capacity;      /* power of two, above twice max_pending */
     size_t count;         /* occupied slots (pending and recently decided) */
+    size_t pending;       /* of which not decided yet */
     size_t max_pending;
+    char (*decided)[FLEET_TOPICS_MAX_ID + 1]; /* ids in decision order: a ring of max_pending */
+    size_t decided_head, decided_count;
     double next_sweep_us;
 } coord_stream;
 

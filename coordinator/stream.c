@@ -7,7 +7,7 @@
 
 /* A decided request stays this long so that late and duplicate results are recognised. */
 #define STREAM_LINGER_US 2e6
-#define STREAM_SWEEP_EVERY_US 1000.0
+#define STREAM_SWEEP_EVERY_US 5000.0
 
 typedef enum slot_state { SLOT_FREE = 0, SLOT_PENDING, SLOT_DECIDED } slot_state;
 
@@ -40,10 +40,11 @@ fleet_coordinator_status coord_stream_init(coord_stream *s, const char *name, si
     snprintf(s->name, sizeof s->name, "%s", name);
     s->max_pending = max_pending ? max_pending : 4096;
     s->capacity = 16;
-    while (s->capacity < 2 * s->max_pending)
+    while (s->capacity < 2 * s->max_pending + 2) /* room for pending and decided alike */
         s->capacity *= 2;
     s->slots = calloc(s->capacity, sizeof *s->slots);
-    if (!s->slots)
+    s->decided = calloc(s->max_pending, sizeof *s->decided);
+    if (!s->slots || !s->decided)
         return coord_fail(FLEET_COORDINATOR_ENOMEM, "out of memory for %zu pending requests",
                           s->max_pending);
     return FLEET_COORDINATOR_OK;
@@ -62,7 +63,9 @@ void coord_stream_free(coord_stream *s)
         if (s->slots[i].state != SLOT_FREE)
             slot_clear(&s->slots[i]);
     free(s->slots);
+    free(s->decided);
     s->slots = NULL;
+    s->decided = NULL;
 }
 
 static coord_pending *find(coord_stream *s, const char *id, uint64_t h)
@@ -80,6 +83,7 @@ static coord_pending *find(coord_stream *s, const char *id, uint64_t h)
 static void erase(coord_stream *s, coord_pending *p)
 {
     size_t mask = s->capacity - 1, hole = (size_t)(p - s->slots);
+    s->pending -= p->state == SLOT_PENDING;
     slot_clear(p);
     s->count--;
     for (size_t i = (hole + 1) & mask; s->slots[i].state != SLOT_FREE; i = (i + 1) & mask) {
@@ -104,18 +108,15 @@ static coord_pending *oldest(coord_stream *s, slot_state state)
 
 static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *p, double now_us);
 
-/* A slot for a new id; full tables first drop old decisions, then decide the oldest early. */
+/* A slot for a new id. When max_pending requests are in flight the oldest is decided early
+ * (degraded), so memory stays bounded whatever the load. */
 static coord_pending *insert(coord_stream *s, const coord_stream_env *env, const char *id,
                              uint64_t h, double now_us)
 {
-    while (s->count >= s->max_pending) {
-        coord_pending *victim = oldest(s, SLOT_DECIDED);
-        if (!victim) {
-            victim = oldest(s, SLOT_PENDING);
-            env->stats->evicted++;
-            decide(s, env, victim, now_us);
-        }
-        erase(s, victim);
+    if (s->pending >= s->max_pending) {
+        coord_pending *victim = oldest(s, SLOT_PENDING);
+        env->stats->evicted++;
+        decide(s, env, victim, now_us);
     }
     size_t i = h & (s->capacity - 1);
     while (s->slots[i].state != SLOT_FREE)
@@ -125,7 +126,25 @@ static coord_pending *insert(coord_stream *s, const coord_stream_env *env, const
     p->hash = h;
     snprintf(p->id, sizeof p->id, "%s", id);
     s->count++;
+    s->pending++;
     return p;
+}
+
+/* Remembers a decided id; the oldest remembered one is forgotten when the ring is full. */
+static void remember_decided(coord_stream *s, const char *decided_id)
+{
+    char id[FLEET_TOPICS_MAX_ID + 1]; /* the erase below may move the slot it lives in */
+    snprintf(id, sizeof id, "%s", decided_id);
+    if (s->decided_count == s->max_pending) {
+        const char *old = s->decided[s->decided_head];
+        coord_pending *p = find(s, old, hash_id(old));
+        if (p && p->state == SLOT_DECIDED)
+            erase(s, p);
+        s->decided_head = (s->decided_head + 1) % s->max_pending;
+        s->decided_count--;
+    }
+    size_t at = (s->decided_head + s->decided_count++) % s->max_pending;
+    snprintf(s->decided[at], sizeof s->decided[at], "%s", id);
 }
 
 static void fill_decision(const coord_stream *s, const coord_stream_env *env,
@@ -183,10 +202,12 @@ static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *
         env->sink.deliver(env->sink.ctx, &msg, p->response_topic, p->correlation,
                           p->correlation_len);
     p->state = SLOT_DECIDED;
+    s->pending--;
     free(p->response_topic);
     free(p->correlation);
     p->response_topic = NULL;
     p->correlation = NULL;
+    remember_decided(s, p->id);
 }
 
 static void maybe_decide(coord_stream *s, const coord_stream_env *env, coord_pending *p,
@@ -258,13 +279,18 @@ void coord_stream_sweep(coord_stream *s, const coord_stream_env *env, double now
     if (now_us < s->next_sweep_us)
         return;
     s->next_sweep_us = now_us + STREAM_SWEEP_EVERY_US;
+    if (s->count == 0)
+        return;
     for (size_t i = 0; i < s->capacity; i++) {
         coord_pending *p = &s->slots[i];
         if (p->state == SLOT_PENDING && now_us >= p->deadline_us) {
-            if (p->has_request)
+            if (p->has_request) {
                 decide(s, env, p, now_us);
-            else
-                p->state = SLOT_DECIDED; /* results for a request that never came */
+            } else { /* results for a request that never came */
+                p->state = SLOT_DECIDED;
+                s->pending--;
+                remember_decided(s, p->id);
+            }
         }
     }
     /* Erasing shifts slots backwards, so scan again after each erase. */

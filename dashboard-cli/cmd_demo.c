@@ -31,7 +31,7 @@
 typedef struct demo_args {
     size_t agents, count, rate, window, kill_after, replication, variants;
     unsigned deadline_ms;
-    int json;
+    int json, keep_logs;
     const char *models, *rule, *dataset;
 } demo_args;
 
@@ -45,8 +45,9 @@ typedef struct demo_run {
     char agent_ids[DEMO_MAX_AGENTS][16];
     fleet_link *link;
     fleet_ops_view view;
-    double *sent_us, *latency_us;
-    int8_t *outcome; /* -1 none yet, 0 wrong, 1 right */
+    double *sent_us, *latency_us, *infer_us;
+    double cpu_start[2], cpu_end[2]; /* coordinator, broker: user + system seconds */
+    int8_t *outcome;                 /* -1 none yet, 0 wrong, 1 right */
     uint8_t *degraded;
     size_t decided, correct, n_degraded;
     double kill_us, first_healthy_after_kill_us, start_us, end_us;
@@ -55,7 +56,7 @@ typedef struct demo_run {
 static const char demo_usage[] =
     "usage: fleetctl demo [--agents N] [--count N] [--rate R] [--kill-agent-after N] [--json]\n"
     "                     [--models DIR] [--variants K] [--rule RULE] [--replication R]\n"
-    "                     [--deadline-ms MS] [--window W] [--dataset DIR]\n"
+    "                     [--deadline-ms MS] [--window W] [--dataset DIR] [--keep-logs]\n"
     "\n"
     "Starts a private mosquitto (the project's broker-config) on a free loopback port, a\n"
     "coordinator and N agents (default 4), streams the Fashion-MNIST test set (or --count\n"
@@ -78,6 +79,7 @@ static int parse_args(int argc, char **argv, demo_args *a)
                                             {"models", required_argument, NULL, 'm'},
                                             {"rule", required_argument, NULL, 'u'},
                                             {"dataset", required_argument, NULL, 'D'},
+                                            {"keep-logs", no_argument, NULL, 'K'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     *a = (demo_args){.agents = 4,
@@ -122,6 +124,9 @@ static int parse_args(int argc, char **argv, demo_args *a)
             break;
         case 'j':
             a->json = 1;
+            break;
+        case 'K':
+            a->keep_logs = 1;
             break;
         case 'm':
             a->models = optarg;
@@ -261,6 +266,7 @@ static void absorb(demo_run *r, fleet_link_message *m)
     r->outcome[index] = d.cls == r->data.labels[index];
     r->degraded[index] = d.degraded;
     r->latency_us[index] = m->received_us - r->sent_us[index];
+    r->infer_us[index] = d.slowest_infer_us;
     r->decided++;
     r->correct += (size_t)r->outcome[index];
     r->n_degraded += d.degraded;
@@ -307,8 +313,28 @@ static int wait_ready(demo_run *r)
     return -1;
 }
 
+/* CPU seconds (user + system) a process has used so far, from /proc; 0 when unknown. */
+static double cpu_seconds(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long utime = 0, stime = 0;
+    if (!p ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+        return 0.0;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static void stream_images(demo_run *r)
 {
+    r->cpu_start[0] = cpu_seconds(r->coordinator);
+    r->cpu_start[1] = cpu_seconds(r->broker.pid);
     r->start_us = fleet_link_now_us();
     for (size_t i = 0; i < r->a.count; i++) {
         while (i - r->decided >= r->a.window &&
@@ -335,6 +361,8 @@ static void stream_images(demo_run *r)
     while (r->decided < r->a.count && fleet_link_now_us() < until)
         drain(r, 20);
     r->end_us = fleet_link_now_us();
+    r->cpu_end[0] = cpu_seconds(r->coordinator);
+    r->cpu_end[1] = cpu_seconds(r->broker.pid);
     drain(r, 200); /* the latest heartbeats for the agent table */
 }
 
@@ -346,12 +374,19 @@ static double percentile(double *sorted, size_t n, double p)
 static void report(demo_run *r)
 {
     double *lat = malloc((r->decided + 1) * sizeof *lat);
+    double *over = malloc((r->decided + 1) * sizeof *over);
     size_t n = 0;
-    for (size_t i = 0; lat && i < r->a.count; i++)
-        if (r->outcome[i] >= 0)
+    for (size_t i = 0; lat && over && i < r->a.count; i++)
+        if (r->outcome[i] >= 0) {
+            over[n] = (r->latency_us[i] - r->infer_us[i]) / 1e3;
             lat[n++] = r->latency_us[i] / 1e3;
-    if (lat)
+        }
+    if (lat && over) {
         qsort(lat, n, sizeof *lat, fleetctl_compare_double);
+        qsort(over, n, sizeof *over, fleetctl_compare_double);
+    }
+    double coord_cpu = r->cpu_end[0] - r->cpu_start[0],
+           broker_cpu = r->cpu_end[1] - r->cpu_start[1];
     double seconds = (r->end_us - r->start_us) / 1e6;
     double acc = n ? 100.0 * (double)r->correct / (double)n : 0.0;
     double deg = n ? 100.0 * (double)r->n_degraded / (double)n : 0.0;
@@ -361,10 +396,13 @@ static void report(demo_run *r)
     if (r->a.json) {
         printf("{\"requests\":%zu,\"decisions\":%zu,\"accuracy\":%.4f,\"degraded\":%.4f,"
                "\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,\"decisions_per_s\":%.1f,"
-               "\"agents\":%zu,\"variants\":%zu,\"rule\":\"%s\",\"failover_ms\":%.1f}\n",
+               "\"agents\":%zu,\"variants\":%zu,\"rule\":\"%s\",\"failover_ms\":%.1f,"
+               "\"overhead_p50_ms\":%.3f,\"coordinator_cpu_s\":%.3f,\"broker_cpu_s\":%.3f,"
+               "\"seconds\":%.3f}\n",
                r->a.count, n, acc / 100.0, deg / 100.0, percentile(lat, n, 0.5),
                percentile(lat, n, 0.95), percentile(lat, n, 0.99), (double)n / seconds, r->a.agents,
-               r->a.variants, r->a.rule, failover_ms);
+               r->a.variants, r->a.rule, failover_ms, percentile(over, n, 0.5), coord_cpu,
+               broker_cpu, seconds);
     } else {
         printf("fleetinfer demo: %zu agents, %zu variants, rule %s, %zu Fashion-MNIST test "
                "images\n\n",
@@ -376,6 +414,9 @@ static void report(demo_run *r)
         printf("  latency           p50 %.2f ms   p95 %.2f ms   p99 %.2f ms\n",
                percentile(lat, n, 0.5), percentile(lat, n, 0.95), percentile(lat, n, 0.99));
         printf("  throughput        %.0f decisions/s over %.1f s\n", (double)n / seconds, seconds);
+        printf("  overhead          p50 %.2f ms above the slowest variant's inference\n",
+               percentile(over, n, 0.5));
+        printf("  CPU               coordinator %.2f s, broker %.2f s\n", coord_cpu, broker_cpu);
         if (r->kill_us > 0)
             printf("  failover          %s killed after %zu requests; first healthy decision "
                    "after %.0f ms\n",
@@ -384,6 +425,7 @@ static void report(demo_run *r)
         fleet_ops_print(&r->view, stdout);
     }
     free(lat);
+    free(over);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -432,9 +474,10 @@ static int demo_main(demo_run *r)
         return FLEETCTL_FAILED;
     r->sent_us = calloc(r->a.count, sizeof *r->sent_us);
     r->latency_us = calloc(r->a.count, sizeof *r->latency_us);
+    r->infer_us = calloc(r->a.count, sizeof *r->infer_us);
     r->outcome = malloc(r->a.count);
     r->degraded = calloc(r->a.count, 1);
-    if (!r->sent_us || !r->latency_us || !r->outcome || !r->degraded)
+    if (!r->sent_us || !r->latency_us || !r->infer_us || !r->outcome || !r->degraded)
         return FLEETCTL_FAILED;
     memset(r->outcome, -1, r->a.count);
     if (make_run_dir(r) != 0 ||
@@ -444,7 +487,8 @@ static int demo_main(demo_run *r)
         return FLEETCTL_FAILED;
     r->link = fleet_ops_connect(r->broker.url, "operator", FLEETCTL_BROKER_SECRET, DEMO_PREFIX,
                                 "fleetctl-demo");
-    if (!r->link || fleet_link_subscribe(r->link, DEMO_REPLY, 1) != FLEET_LINK_OK ||
+    /* QoS 0: a Paho client that acknowledges a QoS 1 delivery sends its next message late. */
+    if (!r->link || fleet_link_subscribe(r->link, DEMO_REPLY, 0) != FLEET_LINK_OK ||
         wait_ready(r) != 0)
         return FLEETCTL_FAILED;
     stream_images(r);
@@ -462,13 +506,14 @@ int fleetctl_demo_main(int argc, char **argv)
     }
     int rc = demo_main(&r);
     stop_all(&r);
-    if (rc != FLEETCTL_OK && r.dir[0])
+    if ((rc != FLEETCTL_OK || r.a.keep_logs) && r.dir[0])
         fprintf(stderr, "fleetctl demo: daemon logs are in %s\n", r.dir);
     else if (r.dir[0])
         nftw(r.dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     fleetctl_dataset_free(&r.data);
     free(r.sent_us);
     free(r.latency_us);
+    free(r.infer_us);
     free(r.outcome);
     free(r.degraded);
     return rc;

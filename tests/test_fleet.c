@@ -149,7 +149,7 @@ static int setup(void **state)
     o.username = "operator";
     o.password = FLEETCTL_BROKER_SECRET;
     if (fleet_link_create(&o, &fx.client) != FLEET_LINK_OK ||
-        fleet_link_subscribe(fx.client, REPLY, 1) != FLEET_LINK_OK)
+        fleet_link_subscribe(fx.client, REPLY, 0) != FLEET_LINK_OK)
         return -1;
     return 0;
 }
