@@ -1,5 +1,5 @@
 #!/bin/sh
-# Writes a Mosquitto password file for the fleet: coordinator, operator, client and agents.
+# Writes a Mosquitto password file: coordinator, operator, client, camera, dashboard, agents.
 # usage: make-passwords.sh PASSWD_FILE SECRET AGENT_ID...   (every user gets SECRET; use
 #        mosquitto_passwd afterwards to give each its own)
 set -eu
@@ -8,6 +8,6 @@ file=$1 secret=$2
 shift 2
 : >"$file"
 chmod 600 "$file"
-for user in coordinator operator client "$@"; do
+for user in coordinator operator client camera dashboard "$@"; do
     mosquitto_passwd -b "$file" "$user" "$secret"
 done

@@ -72,9 +72,9 @@ static int write_passwords(const char *dir, const char *const *agents, int n_age
     if (!f)
         return -1;
     fclose(f);
-    const char *fixed[] = {"coordinator", "operator", "client"};
-    for (int i = 0; i < 3 + n_agents; i++) {
-        const char *user = i < 3 ? fixed[i] : agents[i - 3];
+    const char *fixed[] = {"coordinator", "operator", "client", "camera", "dashboard"};
+    for (int i = 0; i < 5 + n_agents; i++) {
+        const char *user = i < 5 ? fixed[i] : agents[i - 5];
         char *argv[] = {"mosquitto_passwd", "-b", file, (char *)user, FLEETCTL_BROKER_SECRET, NULL};
         if (run_quiet(argv) != 0) {
             fprintf(stderr,

@@ -16,7 +16,7 @@ typedef struct fleetctl_broker {
 } fleetctl_broker;
 
 /* Starts mosquitto with config_dir/test.conf.in (the project's broker-config) on a free port,
- * with users coordinator, operator, client and the given agent ids, all with
+ * with users coordinator, operator, client, camera, dashboard and the given agent ids, all with
  * FLEETCTL_BROKER_SECRET. Waits until it accepts connections. Returns 0, or -1 with a message
  * on stderr (mosquitto's own log is kept in the message when it fails to start). */
 int fleetctl_broker_start(const char *config_dir, const char *const *agents, int n_agents,

@@ -79,41 +79,51 @@ static void start_agent(int i)
     fx.agents[i] = spawn(argv, log);
 }
 
-static void start_coordinator(const char *rule, const char *replication)
+/* extra1/extra2: the coordinator's input_filter and mirror_topic, or NULL. */
+static void start_coordinator_with(const char *rule, const char *replication, const char *extra1,
+                                   const char *extra2)
 {
     char v[N_VARIANTS][600], log[128];
     for (int i = 0; i < N_VARIANTS; i++)
         snprintf(v[i], sizeof v[i], "%s/variant-%d.onnx", fx.zoo, i);
     snprintf(log, sizeof log, "%s/coordinator.log", fx.dir);
-    char *argv[] = {FLEET_BINARY_DIR "/coordinator/fleet-coordinator",
-                    "--broker",
-                    fx.broker.url,
-                    "--password",
-                    FLEETCTL_BROKER_SECRET,
-                    "--prefix",
-                    PREFIX,
-                    "--stream",
-                    STREAM,
-                    "--rule",
-                    (char *)rule,
-                    "--replication",
-                    (char *)replication,
-                    "--heartbeat_timeout_ms",
-                    "1000",
-                    "--deadline_ms",
-                    "3000",
-                    "--variant",
-                    v[0],
-                    "--variant",
-                    v[1],
-                    "--variant",
-                    v[2],
-                    "--variant",
-                    v[3],
-                    "--log_level",
-                    "info",
-                    NULL};
+    char *argv[40] = {FLEET_BINARY_DIR "/coordinator/fleet-coordinator",
+                      "--broker",
+                      fx.broker.url,
+                      "--password",
+                      FLEETCTL_BROKER_SECRET,
+                      "--prefix",
+                      PREFIX,
+                      "--stream",
+                      STREAM,
+                      "--rule",
+                      (char *)rule,
+                      "--replication",
+                      (char *)replication,
+                      "--heartbeat_timeout_ms",
+                      "1000",
+                      "--deadline_ms",
+                      "3000",
+                      "--log_level",
+                      "info"};
+    int n = 19;
+    for (int i = 0; i < N_VARIANTS; i++) {
+        argv[n++] = "--variant";
+        argv[n++] = v[i];
+    }
+    if (extra1) {
+        argv[n++] = "--input_filter";
+        argv[n++] = (char *)extra1;
+        argv[n++] = "--mirror_topic";
+        argv[n++] = (char *)extra2;
+    }
+    argv[n] = NULL;
     fx.coordinator = spawn(argv, log);
+}
+
+static void start_coordinator(const char *rule, const char *replication)
+{
+    start_coordinator_with(rule, replication, NULL, NULL);
 }
 
 static void stop_fleet(void)
@@ -419,12 +429,49 @@ static void test_third_party_client_gets_decision(void **state)
     stop_fleet();
 }
 
+/* An existing publisher's raw frames become requests; decisions come back as JSON. */
+static void test_existing_topics_in_json_out(void **state)
+{
+    (void)state;
+    start_coordinator_with("mean-softmax", "1", "cameras/+/frame", "mirror/line-1");
+    for (int i = 0; i < N_AGENTS; i++)
+        start_agent(i);
+    wait_until_healthy();
+    fleet_link_options o;
+    fleet_link_options_init(&o);
+    o.url = fx.broker.url;
+    o.password = FLEETCTL_BROKER_SECRET;
+    o.client_id = o.username = "camera";
+    fleet_link *camera = NULL, *dashboard = NULL;
+    assert_int_equal(fleet_link_create(&o, &camera), FLEET_LINK_OK);
+    o.client_id = o.username = "dashboard";
+    assert_int_equal(fleet_link_create(&o, &dashboard), FLEET_LINK_OK);
+    assert_int_equal(fleet_link_subscribe(dashboard, "mirror/line-1", 0), FLEET_LINK_OK);
+    assert_int_equal(
+        fleet_link_publish(camera, "cameras/7/frame", fx.data.pixels + 3 * 784, 784, 0, 0, NULL),
+        FLEET_LINK_OK);
+    assert_int_equal(fleet_link_publish(camera, "cameras/7/frame", "short", 5, 0, 0, NULL),
+                     FLEET_LINK_OK); /* the wrong size is refused and logged, nothing else */
+    fleet_link_message *m = NULL;
+    assert_int_equal(fleet_link_receive(dashboard, 5000, &m), FLEET_LINK_OK);
+    char json[2048];
+    snprintf(json, sizeof json, "%.*s", (int)m->len, (const char *)m->payload);
+    fleet_link_message_free(m);
+    assert_non_null(strstr(json, "\"class\":"));
+    assert_non_null(strstr(json, "\"degraded\":false"));
+    assert_int_equal(fleet_link_receive(dashboard, 1000, &m), FLEET_LINK_ETIMEOUT);
+    fleet_link_destroy(camera);
+    fleet_link_destroy(dashboard);
+    stop_fleet();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_500_decisions_match_offline_ensemble),
         cmocka_unit_test(test_kill_agent_every_request_answered),
         cmocka_unit_test(test_third_party_client_gets_decision),
+        cmocka_unit_test(test_existing_topics_in_json_out),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
