@@ -46,7 +46,8 @@ fleet_agent_status fleet_agent_config_set(fleet_agent_config *c, const char *key
     return FLEET_AGENT_OK;
 }
 
-static int set_key(void *ctx, const char *key, const char *value, char *detail, size_t size)
+int fleet_agent_config_setter(void *ctx, const char *key, const char *value, char *detail,
+                              size_t size)
 {
     if (fleet_agent_config_set(ctx, key, value) == FLEET_AGENT_OK)
         return 0;
@@ -57,7 +58,7 @@ static int set_key(void *ctx, const char *key, const char *value, char *detail, 
 fleet_agent_status fleet_agent_config_load(const char *path, fleet_agent_config *c)
 {
     char error[400];
-    if (fleet_conf_read(path, set_key, c, error, sizeof error) != 0)
+    if (fleet_conf_read(path, fleet_agent_config_setter, c, error, sizeof error) != 0)
         return agent_fail(FLEET_AGENT_EINVAL, "%s", error);
     return FLEET_AGENT_OK;
 }

@@ -36,6 +36,9 @@ void fleet_agent_config_init(fleet_agent_config *config);
 fleet_agent_status fleet_agent_config_load(const char *path, fleet_agent_config *config);
 fleet_agent_status fleet_agent_config_set(fleet_agent_config *config, const char *key,
                                           const char *value);
+/* fleet_agent_config_set in the shape of a fleet_conf_setter (ctx: the config). */
+int fleet_agent_config_setter(void *ctx, const char *key, const char *value, char *detail,
+                              size_t size);
 
 typedef struct fleet_agent fleet_agent;
 

@@ -1,7 +1,7 @@
 /* main.c: fleet-agent, the gateway daemon: configuration, signals, the agent's loop. */
 #include "fleet_agent.h"
+#include "fleet_conf.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,49 +37,17 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
-    static const char *const keys[] = {"id",           "broker",   "password", "password-file",
+    static const char *const keys[] = {"id",           "broker",   "password", "password_file",
                                        "prefix",       "cache",    "threads",  "queue",
-                                       "heartbeat-ms", "log-level"};
-    enum { n_keys = sizeof keys / sizeof keys[0] };
-    struct option options[n_keys + 3];
-    for (int i = 0; i < n_keys; i++)
-        options[i] = (struct option){keys[i], required_argument, NULL, 1000 + i};
-    options[n_keys] = (struct option){"config", required_argument, NULL, 'c'};
-    options[n_keys + 1] = (struct option){"help", no_argument, NULL, 'h'};
-    options[n_keys + 2] = (struct option){NULL, 0, NULL, 0};
+                                       "heartbeat_ms", "log_level"};
     fleet_agent_config cfg;
     fleet_agent_config_init(&cfg);
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--config") == 0 &&
-            fleet_agent_config_load(argv[i + 1], &cfg) != FLEET_AGENT_OK) {
-            fprintf(stderr, "fleet-agent: %s\n", fleet_agent_last_error());
-            return 2;
-        }
-    int opt;
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (opt == 'c')
-            continue;
-        char key[32];
-        snprintf(key, sizeof key, "%s", opt >= 1000 ? keys[opt - 1000] : "");
-        for (char *p = key; *p; p++) /* flags use dashes, files underscores */
-            *p = *p == '-' ? '_' : *p;
-        if (opt < 1000 || fleet_agent_config_set(&cfg, key, optarg) != FLEET_AGENT_OK) {
-            if (opt >= 1000)
-                fprintf(stderr, "fleet-agent: %s\n", fleet_agent_last_error());
-            fputs(usage, stderr);
-            return 2;
-        }
-    }
-    if (optind < argc || !cfg.id[0]) {
-        fprintf(stderr, "fleet-agent: %s\n",
-                optind < argc ? "unexpected argument"
-                              : "--id is "
-                                "required");
-        fputs(usage, stderr);
+    int rc = fleet_conf_cli(argc, argv, "fleet-agent", usage, keys, sizeof keys / sizeof keys[0],
+                            fleet_agent_config_setter, &cfg);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    if (!cfg.id[0]) {
+        fprintf(stderr, "fleet-agent: --id is required\n%s", usage);
         return 2;
     }
     fleet_agent *a = NULL;

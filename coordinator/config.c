@@ -78,7 +78,8 @@ fleet_coordinator_status fleet_coordinator_config_set(fleet_coordinator_config *
     return FLEET_COORDINATOR_OK;
 }
 
-static int set_key(void *ctx, const char *key, const char *value, char *detail, size_t size)
+int fleet_coordinator_config_setter(void *ctx, const char *key, const char *value,
+                                    char *detail, size_t size)
 {
     if (fleet_coordinator_config_set(ctx, key, value) == FLEET_COORDINATOR_OK)
         return 0;
@@ -90,7 +91,7 @@ fleet_coordinator_status fleet_coordinator_config_load(const char *path,
                                                        fleet_coordinator_config *c)
 {
     char error[400];
-    if (fleet_conf_read(path, set_key, c, error, sizeof error) != 0)
+    if (fleet_conf_read(path, fleet_coordinator_config_setter, c, error, sizeof error) != 0)
         return coord_fail(FLEET_COORDINATOR_EINVAL, "%s", error);
     return FLEET_COORDINATOR_OK;
 }

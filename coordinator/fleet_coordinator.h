@@ -52,6 +52,9 @@ fleet_coordinator_status fleet_coordinator_config_load(const char *path,
 /* Sets one key as the config file would (flags use this too). */
 fleet_coordinator_status fleet_coordinator_config_set(fleet_coordinator_config *config,
                                                       const char *key, const char *value);
+/* fleet_coordinator_config_set in the shape of a fleet_conf_setter (ctx: the config). */
+int fleet_coordinator_config_setter(void *ctx, const char *key, const char *value, char *detail,
+                                    size_t size);
 
 typedef struct fleet_coordinator fleet_coordinator;
 

@@ -1,7 +1,7 @@
 /* main.c: fleet-coordinator, the daemon: configuration, signals, the event loop. */
+#include "fleet_conf.h"
 #include "fleet_coordinator.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -63,42 +63,12 @@ int main(int argc, char **argv)
                                        "input_filter",
                                        "input_format",
                                        "log_level"};
-    enum { n_keys = sizeof keys / sizeof keys[0] };
-    struct option options[n_keys + 3];
-    for (int i = 0; i < n_keys; i++)
-        options[i] = (struct option){keys[i], required_argument, NULL, 1000 + i};
-    options[n_keys] = (struct option){"config", required_argument, NULL, 'c'};
-    options[n_keys + 1] = (struct option){"help", no_argument, NULL, 'h'};
-    options[n_keys + 2] = (struct option){NULL, 0, NULL, 0};
     fleet_coordinator_config cfg;
     fleet_coordinator_config_init(&cfg);
-    /* The file first, so that flags override it wherever they stand. */
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--config") == 0 &&
-            fleet_coordinator_config_load(argv[i + 1], &cfg) != FLEET_COORDINATOR_OK) {
-            fprintf(stderr, "fleet-coordinator: %s\n", fleet_coordinator_last_error());
-            return 2;
-        }
-    int opt;
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (opt == 'c')
-            continue;
-        if (opt < 1000 ||
-            fleet_coordinator_config_set(&cfg, keys[opt - 1000], optarg) != FLEET_COORDINATOR_OK) {
-            if (opt >= 1000)
-                fprintf(stderr, "fleet-coordinator: %s\n", fleet_coordinator_last_error());
-            fputs(usage, stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "fleet-coordinator: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
+    int rc = fleet_conf_cli(argc, argv, "fleet-coordinator", usage, keys,
+                            sizeof keys / sizeof keys[0], fleet_coordinator_config_setter, &cfg);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
     fleet_coordinator *c = NULL;
     if (fleet_coordinator_create(&cfg, &c) != FLEET_COORDINATOR_OK) {
         fprintf(stderr, "fleet-coordinator: %s\n", fleet_coordinator_last_error());

@@ -2,6 +2,7 @@
 #include "fleet_conf.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,4 +92,53 @@ int fleet_conf_log_level(int *dst, const char *value)
             return 0;
         }
     return -1;
+}
+
+/* Flags may use dashes where file keys use underscores. */
+static void normalise(char *key)
+{
+    for (; *key; key++)
+        *key = *key == '-' ? '_' : *key;
+}
+
+int fleet_conf_cli(int argc, char **argv, const char *program, const char *usage,
+                   const char *const *keys, size_t n_keys, fleet_conf_setter set, void *ctx)
+{
+    char error[512], detail[256];
+    for (int i = 1; i + 1 < argc; i++) /* the file first, so that flags override it */
+        if (strcmp(argv[i], "--config") == 0 &&
+            fleet_conf_read(argv[i + 1], set, ctx, error, sizeof error) != 0) {
+            fprintf(stderr, "%s: %s\n", program, error);
+            return 2;
+        }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            fputs(usage, stdout);
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0 || i + 1 >= argc) {
+            fprintf(stderr, "%s: unexpected argument '%s'\n%s", program, arg, usage);
+            return 2;
+        }
+        char key[64];
+        snprintf(key, sizeof key, "%s", arg + 2);
+        normalise(key);
+        bool known = strcmp(key, "config") == 0;
+        for (size_t k = 0; !known && k < n_keys; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s", keys[k]);
+            normalise(name);
+            known = strcmp(name, key) == 0;
+        }
+        detail[0] = '\0';
+        if (!known || (strcmp(key, "config") != 0 &&
+                       set(ctx, key, argv[i + 1], detail, sizeof detail) != 0)) {
+            fprintf(stderr, "%s: %s\n%s", program, known ? detail : "unknown option (see --help)",
+                    known ? "" : usage);
+            return 2;
+        }
+        i++;
+    }
+    return 0;
 }

@@ -14,6 +14,12 @@ typedef int (*fleet_conf_setter)(void *ctx, const char *key, const char *value, 
 int fleet_conf_read(const char *path, fleet_conf_setter set, void *ctx, char *error,
                     size_t error_size);
 
+/* A daemon's command line: --config FILE first, then every --KEY VALUE flag (keys as in the
+ * file; dashes and underscores alike) through set. Prints usage for --help and errors to
+ * stderr. Returns 0 to go on, 1 after --help, 2 on a usage error. */
+int fleet_conf_cli(int argc, char **argv, const char *program, const char *usage,
+                   const char *const *keys, size_t n_keys, fleet_conf_setter set, void *ctx);
+
 /* Helpers for setters: each returns 0 or -1. */
 int fleet_conf_string(char *dst, size_t size, const char *value);
 int fleet_conf_u32(uint32_t *dst, const char *value, uint32_t min, uint32_t max);
