@@ -42,7 +42,7 @@ typedef struct demo_run {
     char dir[256];
     pid_t coordinator;
     pid_t agents[DEMO_MAX_AGENTS];
-    char agent_ids[DEMO_MAX_AGENTS][16];
+    char agent_ids[DEMO_MAX_AGENTS][32];
     fleet_link *link;
     fleet_ops_view view;
     double *sent_us, *latency_us, *infer_us;

@@ -56,7 +56,7 @@ static pid_t spawn(char *const argv[], const char *log)
 
 static void start_agent(int i)
 {
-    char id[16], cache[128], log[128];
+    char id[32], cache[128], log[128];
     snprintf(id, sizeof id, "agent-%d", i + 1);
     snprintf(cache, sizeof cache, "%s/cache-%d", fx.dir, i + 1);
     snprintf(log, sizeof log, "%s/agent-%d.log", fx.dir, i + 1);
