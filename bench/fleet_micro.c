@@ -39,7 +39,7 @@ static double aggregation_rate(void)
     fleet_coordinator_stats stats;
     memset(&stats, 0, sizeof stats);
     coord_stream s;
-    coord_stream_init(&s, "bench", 4096);
+    coord_stream_init(&s, "bench", 4096, VARIANTS, 10);
     coord_stream_env env = {&family,
                             FLEET_ENSEMBLE_MEAN_SOFTMAX,
                             "bench",

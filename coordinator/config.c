@@ -78,8 +78,8 @@ fleet_coordinator_status fleet_coordinator_config_set(fleet_coordinator_config *
     return FLEET_COORDINATOR_OK;
 }
 
-int fleet_coordinator_config_setter(void *ctx, const char *key, const char *value,
-                                    char *detail, size_t size)
+int fleet_coordinator_config_setter(void *ctx, const char *key, const char *value, char *detail,
+                                    size_t size)
 {
     if (fleet_coordinator_config_set(ctx, key, value) == FLEET_COORDINATOR_OK)
         return 0;

@@ -387,7 +387,8 @@ fleet_coordinator_status fleet_coordinator_create(const fleet_coordinator_config
     c->epoch = wall_ms();
     fleet_coordinator_status st = coord_family_load(&c->cfg, &c->family);
     if (st == FLEET_COORDINATOR_OK)
-        st = coord_stream_init(&c->stream, c->cfg.stream, c->cfg.max_pending);
+        st = coord_stream_init(&c->stream, c->cfg.stream, c->cfg.max_pending, c->family.count,
+                               c->family.classes);
     if (st == FLEET_COORDINATOR_OK)
         st = connect_link(c);
     if (st == FLEET_COORDINATOR_OK)

@@ -86,7 +86,11 @@ typedef struct coord_stream {
     size_t max_pending;
     char (*decided)[FLEET_TOPICS_MAX_ID + 1]; /* ids in decision order: a ring of max_pending */
     size_t decided_head, decided_count;
-    double next_sweep_us;
+    fleet_ensemble_score *scores; /* max_pending blocks of variants x classes pairs */
+    uint32_t *free_blocks;        /* a stack of unused block numbers */
+    size_t n_free, variants, classes;
+    double earliest_deadline_us; /* no pending request expires before this */
+    double next_cleanup_us;
 } coord_stream;
 
 typedef struct coord_decision_sink {
@@ -105,7 +109,9 @@ typedef struct coord_stream_env {
     fleet_coordinator_stats *stats;
 } coord_stream_env;
 
-fleet_coordinator_status coord_stream_init(coord_stream *s, const char *name, size_t max_pending);
+/* Memory is sized once: max_pending requests of `variants` results of up to `classes` pairs. */
+fleet_coordinator_status coord_stream_init(coord_stream *s, const char *name, size_t max_pending,
+                                           size_t variants, size_t classes);
 void coord_stream_free(coord_stream *s);
 void coord_stream_request(coord_stream *s, const coord_stream_env *env, const fleet_msg_request *r,
                           double arrival_us, double deadline_us, const char *response_topic,

@@ -7,7 +7,6 @@
 
 /* A decided request stays this long so that late and duplicate results are recognised. */
 #define STREAM_LINGER_US 2e6
-#define STREAM_SWEEP_EVERY_US 5000.0
 
 typedef enum slot_state { SLOT_FREE = 0, SLOT_PENDING, SLOT_DECIDED } slot_state;
 
@@ -20,7 +19,7 @@ struct coord_pending {
     uint32_t answered; /* bitmask of variants */
     uint32_t slowest_infer_us;
     uint8_t k[FLEET_COORDINATOR_MAX_VARIANTS];
-    fleet_ensemble_score scores[FLEET_COORDINATOR_MAX_VARIANTS][COORD_MAX_CLASSES];
+    uint32_t block;       /* this request's pairs in coord_stream.scores (while pending) */
     char *response_topic; /* owned */
     uint8_t *correlation; /* owned */
     size_t correlation_len;
@@ -34,17 +33,24 @@ static uint64_t hash_id(const char *id)
     return h ? h : 1;
 }
 
-fleet_coordinator_status coord_stream_init(coord_stream *s, const char *name, size_t max_pending)
+fleet_coordinator_status coord_stream_init(coord_stream *s, const char *name, size_t max_pending,
+                                           size_t variants, size_t classes)
 {
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "%s", name);
     s->max_pending = max_pending ? max_pending : 4096;
+    s->variants = variants;
+    s->classes = classes;
+    s->scores = calloc(s->max_pending * variants * classes + 1, sizeof *s->scores);
+    s->free_blocks = calloc(s->max_pending, sizeof *s->free_blocks);
+    for (size_t i = 0; s->free_blocks && i < s->max_pending; i++)
+        s->free_blocks[s->n_free++] = (uint32_t)(s->max_pending - 1 - i);
     s->capacity = 16;
     while (s->capacity < 2 * s->max_pending + 2) /* room for pending and decided alike */
         s->capacity *= 2;
     s->slots = calloc(s->capacity, sizeof *s->slots);
     s->decided = calloc(s->max_pending, sizeof *s->decided);
-    if (!s->slots || !s->decided)
+    if (!s->slots || !s->decided || !s->scores || !s->free_blocks)
         return coord_fail(FLEET_COORDINATOR_ENOMEM, "out of memory for %zu pending requests",
                           s->max_pending);
     return FLEET_COORDINATOR_OK;
@@ -64,8 +70,15 @@ void coord_stream_free(coord_stream *s)
             slot_clear(&s->slots[i]);
     free(s->slots);
     free(s->decided);
+    free(s->scores);
+    free(s->free_blocks);
     s->slots = NULL;
     s->decided = NULL;
+}
+
+static fleet_ensemble_score *block_of(const coord_stream *s, const coord_pending *p, size_t v)
+{
+    return s->scores + ((size_t)p->block * s->variants + v) * s->classes;
 }
 
 static coord_pending *find(coord_stream *s, const char *id, uint64_t h)
@@ -83,7 +96,10 @@ static coord_pending *find(coord_stream *s, const char *id, uint64_t h)
 static void erase(coord_stream *s, coord_pending *p)
 {
     size_t mask = s->capacity - 1, hole = (size_t)(p - s->slots);
-    s->pending -= p->state == SLOT_PENDING;
+    if (p->state == SLOT_PENDING) {
+        s->pending--;
+        s->free_blocks[s->n_free++] = p->block;
+    }
     slot_clear(p);
     s->count--;
     for (size_t i = (hole + 1) & mask; s->slots[i].state != SLOT_FREE; i = (i + 1) & mask) {
@@ -124,6 +140,7 @@ static coord_pending *insert(coord_stream *s, const coord_stream_env *env, const
     coord_pending *p = &s->slots[i];
     p->state = SLOT_PENDING;
     p->hash = h;
+    p->block = s->free_blocks[--s->n_free];
     snprintf(p->id, sizeof p->id, "%s", id);
     s->count++;
     s->pending++;
@@ -189,7 +206,7 @@ static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *
             continue;
         const coord_variant *var = &env->family->variants[v];
         votes[n++] = (fleet_ensemble_vote){
-            p->scores[v], p->k[v],
+            block_of(s, p, v), p->k[v],
             env->rule == FLEET_ENSEMBLE_ACC_WEIGHTED ? var->val_accuracy : var->vp_weight};
     }
     fleet_ensemble_decision d;
@@ -203,6 +220,7 @@ static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *
                           p->correlation_len);
     p->state = SLOT_DECIDED;
     s->pending--;
+    s->free_blocks[s->n_free++] = p->block;
     free(p->response_topic);
     free(p->correlation);
     p->response_topic = NULL;
@@ -232,6 +250,8 @@ void coord_stream_request(coord_stream *s, const coord_stream_env *env, const fl
     p->has_request = true;
     p->arrival_us = arrival_us;
     p->deadline_us = deadline_us;
+    if (deadline_us < s->earliest_deadline_us)
+        s->earliest_deadline_us = deadline_us;
     if (response_topic)
         p->response_topic = strdup(response_topic);
     if (correlation && (p->correlation = malloc(correlation_len + 1))) {
@@ -260,40 +280,49 @@ void coord_stream_result(coord_stream *s, const coord_stream_env *env, const fle
         p = insert(s, env, r->id, h, now_us);
         p->arrival_us = now_us;
         p->deadline_us = now_us + default_deadline_us;
+        if (p->deadline_us < s->earliest_deadline_us)
+            s->earliest_deadline_us = p->deadline_us;
     }
     if (p->answered >> r->variant & 1u) {
         env->stats->duplicate_results++; /* a replica was faster */
         return;
     }
     p->answered |= 1u << r->variant;
-    p->k[r->variant] = (uint8_t)r->k;
-    for (size_t i = 0; i < r->k; i++)
-        p->scores[r->variant][i] = (fleet_ensemble_score){r->classes[i], r->probs[i]};
+    size_t k = r->k < s->classes ? r->k : s->classes; /* more pairs than classes: not valid */
+    fleet_ensemble_score *scores = block_of(s, p, r->variant);
+    p->k[r->variant] = (uint8_t)k;
+    for (size_t i = 0; i < k; i++)
+        scores[i] = (fleet_ensemble_score){r->classes[i], r->probs[i]};
     if (r->infer_us > p->slowest_infer_us)
         p->slowest_infer_us = r->infer_us;
     maybe_decide(s, env, p, now_us);
 }
 
+/* Scans the table only when a pending request may have expired (the earliest deadline has
+ * come), and once a second to forget decisions older than the linger time. */
 void coord_stream_sweep(coord_stream *s, const coord_stream_env *env, double now_us)
 {
-    if (now_us < s->next_sweep_us)
+    if (now_us < s->earliest_deadline_us && now_us < s->next_cleanup_us)
         return;
-    s->next_sweep_us = now_us + STREAM_SWEEP_EVERY_US;
-    if (s->count == 0)
-        return;
+    s->next_cleanup_us = now_us + 1e6;
+    double earliest = now_us + 3600e6;
     for (size_t i = 0; i < s->capacity; i++) {
         coord_pending *p = &s->slots[i];
-        if (p->state == SLOT_PENDING && now_us >= p->deadline_us) {
-            if (p->has_request) {
-                decide(s, env, p, now_us);
-            } else { /* results for a request that never came */
-                p->state = SLOT_DECIDED;
-                s->pending--;
-                remember_decided(s, p->id);
-            }
+        if (p->state != SLOT_PENDING)
+            continue;
+        if (now_us < p->deadline_us) {
+            earliest = p->deadline_us < earliest ? p->deadline_us : earliest;
+        } else if (p->has_request) {
+            decide(s, env, p, now_us);
+        } else { /* results for a request that never came */
+            p->state = SLOT_DECIDED;
+            s->pending--;
+            s->free_blocks[s->n_free++] = p->block;
+            remember_decided(s, p->id);
         }
     }
-    /* Erasing shifts slots backwards, so scan again after each erase. */
+    s->earliest_deadline_us = earliest;
+    /* Erasing shifts slots backwards, so the same index is looked at again after each erase. */
     for (size_t i = 0; i < s->capacity;) {
         coord_pending *p = &s->slots[i];
         if (p->state == SLOT_DECIDED && now_us - p->deadline_us > STREAM_LINGER_US)

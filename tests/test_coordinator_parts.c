@@ -160,7 +160,7 @@ static void test_stream_decides_dedups_and_ignores_late(void **state)
     fleet_coordinator_stats stats;
     memset(&stats, 0, sizeof stats);
     coord_stream s;
-    assert_int_equal(coord_stream_init(&s, "s", 8), FLEET_COORDINATOR_OK);
+    assert_int_equal(coord_stream_init(&s, "s", 8, f.count, f.classes), FLEET_COORDINATOR_OK);
     coord_stream_env env = {&f, FLEET_ENSEMBLE_MEAN_SOFTMAX, "c1", 0x7, {record, NULL}, &stats};
     fleet_msg_request req;
     memset(&req, 0, sizeof req);
@@ -196,7 +196,7 @@ static void test_stream_deadline_degrades_and_bounds_memory(void **state)
     fleet_coordinator_stats stats;
     memset(&stats, 0, sizeof stats);
     coord_stream s;
-    coord_stream_init(&s, "s", 4);
+    coord_stream_init(&s, "s", 4, f.count, f.classes);
     coord_stream_env env = {&f, FLEET_ENSEMBLE_VP_TOPK, "c1", 0x3, {record, NULL}, &stats};
     fleet_msg_request req;
     memset(&req, 0, sizeof req);
