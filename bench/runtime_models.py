@@ -101,11 +101,34 @@ class MulOnly(nn.Module):
 MODELS = {"tiny-10k": Tiny10k, "cnn-small": CnnSmall, "mbv2-w035": MobileNetV2W035,
           "cnn-468k": Cnn468k, "mul-only": MulOnly}
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def zoo_models():
+    """The committed zoo's image models: name -> (ONNX file, torch builder of the same
+    architecture). The ONNX files are what fleetinfer and ONNX Runtime run; PyTorch runs the
+    architecture (its speed does not depend on the weights)."""
+    sys.path.insert(0, ROOT)
+    try:
+        from models.train import nets
+    except ImportError:
+        return {}
+    zoo = os.path.join(ROOT, "models", "zoo")
+    found = {"zoo-baseline": ("baseline.onnx", lambda: nets.PlainCNN(**nets.BASELINE)),
+             "zoo-tiny": ("tiny.onnx", nets.TinyCNN)}
+    for i, v in enumerate(nets.VARIANTS):
+        spec = {k: v[k] for k in ("widths", "k", "res")}
+        found["zoo-variant-%d" % i] = ("variant-%d.onnx" % i,
+                                       lambda spec=spec: nets.PlainCNN(**spec))
+    return {name: (os.path.join(zoo, f), b) for name, (f, b) in found.items()
+            if os.path.exists(os.path.join(zoo, f))}
+
 
 def build(name):
     """The module for name, with its saved weights when OUT_DIR/name.pt exists."""
     torch.manual_seed(1234)
-    model = MODELS[name]().eval()
+    zoo = zoo_models() if name.startswith("zoo-") else {}
+    model = (zoo[name][1]() if name in zoo else MODELS[name]()).eval()
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -117,13 +140,17 @@ def build(name):
 def main():
     if sys.argv[1:] == ["--list"]:
         print("\n".join(MODELS))
+        for name, (path, _) in zoo_models().items():
+            print(name, path)
         return
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     x = torch.rand(1, 1, 28, 28)
-    for name in MODELS:
+    for name in list(MODELS) + list(zoo_models()):
         model = build(name)
         torch.save(model.state_dict(), os.path.join(out, name + ".pt"))
+        if name.startswith("zoo-"):
+            continue  # the committed ONNX file is what gets timed
         torch.onnx.export(model, x, os.path.join(out, name + ".onnx"), input_names=["input"],
                           output_names=["logits"], opset_version=13,
                           dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
