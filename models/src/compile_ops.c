@@ -116,9 +116,13 @@ static fleet_model_status fm_lower_dense(fm_ctx *cx, const fm_node *n)
         odims[d] = (size_t)y->dims[d];
     if ((st = fm_ctx_output(cx, n, FM_LAYOUT_PLAIN, y->rank, odims)) != FLEET_MODEL_OK)
         return st;
+    /* An input still shaped as the image it was flattened from is reshaped to [N, K] by the
+     * layer itself (see fm_lower_reshape). */
+    uint32_t flags = x->rank > 2 && y->rank == 2 ? XNN_FLAG_TENSORFLOW_RESHAPE_2D : 0;
     return fm_ctx_check(cx, n,
                         xnn_define_fully_connected(cx->subgraph, n->out_min, n->out_max, x->id,
-                                                   filter_id, bias_id, cx->slots[n->out[0]].id, 0),
+                                                   filter_id, bias_id, cx->slots[n->out[0]].id,
+                                                   flags),
                         "the fully connected layer");
 }
 
@@ -429,6 +433,23 @@ static bool fm_is_graph_output(const fm_graph *g, int value)
     return false;
 }
 
+/* True when every reader of value is a Gemm or MatMul (they can flatten their input). */
+static bool fm_only_dense_consumers(const fm_graph *g, int value)
+{
+    size_t readers = 0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const fm_node *n = &g->nodes[i];
+        for (size_t k = 0; !n->dead && k < n->n_in; k++) {
+            if (n->in[k] < 0 || fm_resolve(g, n->in[k]) != value)
+                continue;
+            if ((n->op != FM_OP_GEMM && n->op != FM_OP_MATMUL) || k != 0)
+                return false;
+            readers++;
+        }
+    }
+    return readers > 0;
+}
+
 /* Flatten and Reshape: usually free (the same bytes, new dims); layouts decide what is legal. */
 static fleet_model_status fm_lower_reshape(fm_ctx *cx, const fm_node *n)
 {
@@ -458,10 +479,15 @@ static fleet_model_status fm_lower_reshape(fm_ctx *cx, const fm_node *n)
                             "this reshape would reorder an image tensor's channels");
     }
     fm_slot *o = &cx->slots[n->out[0]];
-    if (!fm_is_graph_output(cx->g, n->out[0]) && out.rank == x->rank &&
-        memcmp(out.dims, x->dims, out.rank * sizeof *out.dims) == 0) {
+    bool same = out.rank == x->rank && memcmp(out.dims, x->dims, out.rank * sizeof *out.dims) == 0;
+    bool into_dense = out.rank == 2 && fm_only_dense_consumers(cx->g, n->out[0]);
+    if (!fm_is_graph_output(cx->g, n->out[0]) && (same || into_dense)) {
+        /* Nothing moves: share the XNNPACK value. A fully connected layer reads a
+         * flattened image as it lies (its 2-D reshape flag), so no copy node is needed. */
         *o = out;
-        o->id = x->id; /* nothing moves: share the XNNPACK value */
+        o->id = x->id;
+        o->rank = x->rank;
+        memcpy(o->dims, x->dims, sizeof o->dims);
         return FLEET_MODEL_OK;
     }
     fleet_model_status st = fm_ctx_output(cx, n, out.layout, out.rank, out.dims);
