@@ -138,7 +138,7 @@ void fleet_ops_print(const fleet_ops_view *v, FILE *out)
         const fleet_ops_agent *a = &v->agents[i];
         char variants[64] = "-";
         int at = 0;
-        for (size_t k = 0; k < a->n_variants && at < 50; k++)
+        for (size_t k = 0; a->alive && k < a->n_variants && at < 50; k++) /* dead: none */
             at += snprintf(variants + at, sizeof variants - (size_t)at, "%s%u", k ? "," : "",
                            a->variants[k]);
         fprintf(out, "%-20s %-6s %-10llu %-12s %12u %12llu %10llu\n", a->id,
