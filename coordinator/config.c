@@ -4,6 +4,7 @@
 #include "fleet_conf.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,56 +26,65 @@ void fleet_coordinator_config_init(fleet_coordinator_config *c)
     c->log_level = 2;
 }
 
+#define STRING_KEY(name, field)                                                                    \
+    {                                                                                              \
+        name, FLEET_CONF_STRING, offsetof(fleet_coordinator_config, field),                        \
+            sizeof((fleet_coordinator_config *)0)->field, 0, 0                                     \
+    }
+#define U32_KEY(name, field, min, max)                                                             \
+    {                                                                                              \
+        name, FLEET_CONF_U32, offsetof(fleet_coordinator_config, field), 0, min, max               \
+    }
+
+static const fleet_conf_key coordinator_keys[] = {
+    STRING_KEY("id", id),
+    STRING_KEY("broker", broker),
+    STRING_KEY("user", user),
+    STRING_KEY("password", password),
+    {"password_file", FLEET_CONF_SECRET_FILE, offsetof(fleet_coordinator_config, password),
+     sizeof((fleet_coordinator_config *)0)->password, 0, 0},
+    STRING_KEY("prefix", prefix),
+    STRING_KEY("stream", stream),
+    U32_KEY("k", k, 1, FLEET_TOPICS_MAX_TOPK),
+    U32_KEY("replication", replication, 1, 16),
+    U32_KEY("deadline_ms", deadline_ms, 1, 3600000),
+    U32_KEY("heartbeat_timeout_ms", heartbeat_timeout_ms, 100, 3600000),
+    U32_KEY("max_pending", max_pending, 1, 1u << 20),
+    STRING_KEY("mirror_topic", mirror_topic),
+    STRING_KEY("input_filter", input_filter),
+    {"log_level", FLEET_CONF_LOG_LEVEL, offsetof(fleet_coordinator_config, log_level), 0, 0, 0},
+};
+
+/* Keys that are more than a field: a list, an enum, a closed set of words. */
+static int set_special(fleet_coordinator_config *c, const char *key, const char *value)
+{
+    if (strcmp(key, "variant") == 0) {
+        if (c->n_variants == FLEET_COORDINATOR_MAX_VARIANTS ||
+            fleet_conf_string(c->variants[c->n_variants], sizeof c->variants[0], value) != 0)
+            return -1;
+        c->n_variants++;
+        return 0;
+    }
+    if (strcmp(key, "rule") == 0)
+        return fleet_ensemble_rule_parse(value, &c->rule);
+    if (strcmp(key, "input_format") == 0)
+        return strcmp(value, "u8") == 0 || strcmp(value, "f32") == 0
+                   ? fleet_conf_string(c->input_format, sizeof c->input_format, value)
+                   : -1;
+    return 1;
+}
+
 fleet_coordinator_status fleet_coordinator_config_set(fleet_coordinator_config *c, const char *key,
                                                       const char *value)
 {
-    int rc = -1;
-    if (strcmp(key, "id") == 0)
-        rc = fleet_conf_string(c->id, sizeof c->id, value);
-    else if (strcmp(key, "broker") == 0)
-        rc = fleet_conf_string(c->broker, sizeof c->broker, value);
-    else if (strcmp(key, "user") == 0)
-        rc = fleet_conf_string(c->user, sizeof c->user, value);
-    else if (strcmp(key, "password") == 0)
-        rc = fleet_conf_string(c->password, sizeof c->password, value);
-    else if (strcmp(key, "password_file") == 0)
-        rc = fleet_conf_secret_file(c->password, sizeof c->password, value);
-    else if (strcmp(key, "prefix") == 0)
-        rc = fleet_conf_string(c->prefix, sizeof c->prefix, value);
-    else if (strcmp(key, "stream") == 0)
-        rc = fleet_conf_string(c->stream, sizeof c->stream, value);
-    else if (strcmp(key, "variant") == 0)
-        rc = c->n_variants < FLEET_COORDINATOR_MAX_VARIANTS
-                 ? fleet_conf_string(c->variants[c->n_variants], sizeof c->variants[0], value)
-                 : -1;
-    else if (strcmp(key, "rule") == 0)
-        rc = fleet_ensemble_rule_parse(value, &c->rule);
-    else if (strcmp(key, "k") == 0)
-        rc = fleet_conf_u32(&c->k, value, 1, FLEET_TOPICS_MAX_TOPK);
-    else if (strcmp(key, "replication") == 0)
-        rc = fleet_conf_u32(&c->replication, value, 1, 16);
-    else if (strcmp(key, "deadline_ms") == 0)
-        rc = fleet_conf_u32(&c->deadline_ms, value, 1, 3600000);
-    else if (strcmp(key, "heartbeat_timeout_ms") == 0)
-        rc = fleet_conf_u32(&c->heartbeat_timeout_ms, value, 100, 3600000);
-    else if (strcmp(key, "max_pending") == 0)
-        rc = fleet_conf_u32(&c->max_pending, value, 1, 1u << 20);
-    else if (strcmp(key, "mirror_topic") == 0)
-        rc = fleet_conf_string(c->mirror_topic, sizeof c->mirror_topic, value);
-    else if (strcmp(key, "input_filter") == 0)
-        rc = fleet_conf_string(c->input_filter, sizeof c->input_filter, value);
-    else if (strcmp(key, "input_format") == 0)
-        rc = strcmp(value, "u8") == 0 || strcmp(value, "f32") == 0
-                 ? fleet_conf_string(c->input_format, sizeof c->input_format, value)
-                 : -1;
-    else if (strcmp(key, "log_level") == 0)
-        rc = fleet_conf_log_level(&c->log_level, value);
-    else
+    int rc = set_special(c, key, value);
+    if (rc > 0)
+        rc = fleet_conf_apply(coordinator_keys,
+                              sizeof coordinator_keys / sizeof coordinator_keys[0], c, key, value);
+    if (rc > 0)
         return coord_fail(FLEET_COORDINATOR_EINVAL, "unknown key '%s'", key);
-    if (rc != 0)
+    if (rc < 0)
         return coord_fail(FLEET_COORDINATOR_EINVAL, "bad value '%s' for '%s'", value, key);
-    if (strcmp(key, "variant") == 0)
-        c->n_variants++;
     return FLEET_COORDINATOR_OK;
 }
 

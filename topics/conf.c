@@ -142,3 +142,24 @@ int fleet_conf_cli(int argc, char **argv, const char *program, const char *usage
     }
     return 0;
 }
+
+int fleet_conf_apply(const fleet_conf_key *keys, size_t n_keys, void *config, const char *key,
+                     const char *value)
+{
+    for (size_t i = 0; i < n_keys; i++) {
+        if (strcmp(keys[i].name, key) != 0)
+            continue;
+        char *field = (char *)config + keys[i].offset;
+        switch (keys[i].type) {
+        case FLEET_CONF_STRING:
+            return fleet_conf_string(field, keys[i].size, value);
+        case FLEET_CONF_SECRET_FILE:
+            return fleet_conf_secret_file(field, keys[i].size, value);
+        case FLEET_CONF_U32:
+            return fleet_conf_u32((uint32_t *)(void *)field, value, keys[i].min, keys[i].max);
+        case FLEET_CONF_LOG_LEVEL:
+            return fleet_conf_log_level((int *)(void *)field, value);
+        }
+    }
+    return 1;
+}
