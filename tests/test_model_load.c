@@ -297,6 +297,41 @@ static void edit_symbolic_channel(Onnx__ModelProto *p)
     d->dim_param = heap("height");
 }
 
+/* Exporters share equal initializers through Identity nodes (torch does for zero biases). */
+static void edit_bias_through_identity(Onnx__ModelProto *p)
+{
+    Onnx__NodeProto *conv = find_node(p, "Conv");
+    assert_true(conv->n_input == 3);
+    Onnx__NodeProto *copy = malloc(sizeof *copy);
+    onnx__node_proto__init(copy);
+    copy->op_type = heap("Identity");
+    copy->name = heap("shared_bias");
+    copy->n_input = copy->n_output = 1;
+    copy->input = malloc(sizeof(char *));
+    copy->output = malloc(sizeof(char *));
+    copy->input[0] = heap(conv->input[2]);
+    copy->output[0] = heap("shared_bias_copy");
+    replace(&conv->input[2], "shared_bias_copy");
+    Onnx__GraphProto *g = p->graph;
+    g->node = realloc(g->node, (g->n_node + 1) * sizeof *g->node);
+    memmove(g->node + 1, g->node, g->n_node * sizeof *g->node);
+    g->node[0] = copy;
+    g->n_node++;
+}
+
+static void test_initializer_shared_through_identity(void **state)
+{
+    fixture *fx = *state;
+    size_t size;
+    unsigned char *bytes = mutate(fx, edit_bias_through_identity, &size);
+    fleet_model *m = load(bytes, size, 2, FLEET_MODEL_PART_FULL, NULL, 0);
+    float out[20];
+    run1(m, fx->input, out);
+    assert_close(out, fx->expect, 20);
+    fleet_model_destroy(m);
+    free(bytes);
+}
+
 static void test_bad_graphs_fail_clearly(void **state)
 {
     fixture *fx = *state;
@@ -429,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_every_cut_composes),
         cmocka_unit_test(test_bad_cut_names),
         cmocka_unit_test(test_bad_graphs_fail_clearly),
+        cmocka_unit_test(test_initializer_shared_through_identity),
         cmocka_unit_test(test_bad_bytes_never_crash),
         cmocka_unit_test(test_metadata_and_stats),
         cmocka_unit_test(test_fuzz_regressions),

@@ -457,6 +457,13 @@ static fleet_model_status fm_import_node(fm_graph *g, const Onnx__NodeProto *p, 
         return fm_fail_node(n, FLEET_MODEL_EMALFORMED, "has no output");
     if (n->op == FM_OP_CONSTANT)
         return fm_import_constant(g, n, p);
+    if (n->op == FM_OP_IDENTITY && n->n_in == 1 && n->in[0] >= 0 && g->values[n->in[0]].is_const) {
+        /* Exporters share equal initializers through Identity nodes; readers of the copy
+         * must see a constant (a Conv bias, say) before any pass runs. */
+        g->values[n->out[0]].alias = n->in[0];
+        n->dead = true;
+        return FLEET_MODEL_OK;
+    }
     if (n->op == FM_OP_SOFTMAX && g->opset >= 13)
         n->a.axis = -1; /* the default moved from 1 to -1 in opset 13 */
     if (n->op == FM_OP_HARDSIGMOID) {
