@@ -17,12 +17,6 @@
 
 static fleetctl_broker broker;
 
-static void pause_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -108,9 +102,6 @@ static void test_will_on_crash_but_not_on_clean_exit(void **state)
     waitpid(pid, &status, 0);
     assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     fleet_link_message *m = expect_message(watcher, "fleet/t/agent/agent-a/state");
-    assert_memory_equal(m->payload, "born", 4);
-    fleet_link_message_free(m);
-    m = expect_message(watcher, "fleet/t/agent/agent-a/state");
     assert_memory_equal(m->payload, "gone", 4);
     fleet_link_message_free(m);
     fleet_link *clean = open_link("agent-b", "agent-b", "fleet/t/agent/agent-b/state");
@@ -152,14 +143,14 @@ static void test_close_wakes_receivers(void **state)
     fleet_link_destroy(link);
 }
 
-/* Child mode: connect with a will, say "born", then die by SIGKILL without a DISCONNECT. */
+/* Child mode: connect with a will (creation returns after the CONNACK), then die by SIGKILL
+ * without a DISCONNECT. */
 static int crashing_agent(const char *url)
 {
     broker.port = 0;
     snprintf(broker.url, sizeof broker.url, "%s", url);
     fleet_link *agent = open_link("agent-a", "agent-a", "fleet/t/agent/agent-a/state");
-    fleet_link_publish(agent, "fleet/t/agent/agent-a/state", "born", 4, 1, 1, NULL);
-    pause_ms(300);
+    (void)agent; /* never closed: the point is to vanish */
     kill(getpid(), SIGKILL);
     return 1;
 }
