@@ -3,7 +3,6 @@
 
 #include "fleet_conf.h"
 
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,36 +16,34 @@ void fleet_agent_config_init(fleet_agent_config *c)
     c->log_level = 2;
 }
 
-#define STRING_KEY(name, field)                                                                    \
-    {                                                                                              \
-        name, FLEET_CONF_STRING, offsetof(fleet_agent_config, field),                              \
-            sizeof((fleet_agent_config *)0)->field, 0, 0                                           \
-    }
-#define U32_KEY(name, field, min, max)                                                             \
-    {                                                                                              \
-        name, FLEET_CONF_U32, offsetof(fleet_agent_config, field), 0, min, max                     \
-    }
-
-static const fleet_conf_key agent_keys[] = {
-    STRING_KEY("id", id),
-    STRING_KEY("broker", broker),
-    STRING_KEY("password", password),
-    {"password_file", FLEET_CONF_SECRET_FILE, offsetof(fleet_agent_config, password),
-     sizeof((fleet_agent_config *)0)->password, 0, 0},
-    STRING_KEY("prefix", prefix),
-    STRING_KEY("cache", cache),
-    U32_KEY("threads", threads, 0, 64),
-    U32_KEY("queue", queue, 1, 65536),
-    U32_KEY("heartbeat_ms", heartbeat_ms, 50, 600000),
-    {"log_level", FLEET_CONF_LOG_LEVEL, offsetof(fleet_agent_config, log_level), 0, 0, 0},
-};
-
 fleet_agent_status fleet_agent_config_set(fleet_agent_config *c, const char *key, const char *value)
 {
-    int rc = fleet_conf_apply(agent_keys, sizeof agent_keys / sizeof agent_keys[0], c, key, value);
-    if (rc > 0)
+    int rc;
+    if (strcmp(key, "id") == 0)
+        rc = fleet_conf_string(c->id, sizeof c->id, value);
+    else if (strcmp(key, "broker") == 0)
+        rc = fleet_conf_string(c->broker, sizeof c->broker, value);
+    else if (strcmp(key, "user") == 0)
+        rc = fleet_conf_string(c->user, sizeof c->user, value);
+    else if (strcmp(key, "password") == 0)
+        rc = fleet_conf_string(c->password, sizeof c->password, value);
+    else if (strcmp(key, "password_file") == 0)
+        rc = fleet_conf_secret_file(c->password, sizeof c->password, value);
+    else if (strcmp(key, "prefix") == 0)
+        rc = fleet_conf_string(c->prefix, sizeof c->prefix, value);
+    else if (strcmp(key, "cache") == 0)
+        rc = fleet_conf_string(c->cache, sizeof c->cache, value);
+    else if (strcmp(key, "threads") == 0)
+        rc = fleet_conf_u32(&c->threads, value, 0, 64);
+    else if (strcmp(key, "queue") == 0)
+        rc = fleet_conf_u32(&c->queue, value, 1, 65536);
+    else if (strcmp(key, "heartbeat_ms") == 0)
+        rc = fleet_conf_u32(&c->heartbeat_ms, value, 50, 600000);
+    else if (strcmp(key, "log_level") == 0)
+        rc = fleet_conf_log_level(&c->log_level, value);
+    else
         return agent_fail(FLEET_AGENT_EINVAL, "unknown key '%s'", key);
-    if (rc < 0)
+    if (rc != 0)
         return agent_fail(FLEET_AGENT_EINVAL, "bad value '%s' for '%s'", value, key);
     return FLEET_AGENT_OK;
 }

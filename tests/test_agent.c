@@ -1,4 +1,8 @@
-/* test_agent.c: one fleet-agent against a real broker, with the test playing the coordinator. */
+/* test_agent.c: fleet-agent against a real broker, with the test playing the coordinator.
+ *
+ * Every test starts its own agent (its own id, cache directory and stream) in this process,
+ * running fleet_agent_run on a thread; the daemon test execs the fleet-agent binary. Nothing
+ * waits by sleeping: each step waits for the message (or counter) it expects, with a timeout. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,62 +15,97 @@
 #include "fleet_link.h"
 #include "fleet_models.h"
 #include "fleet_topics.h"
+#include "internal.h" /* agent_queue_hold: freezes the worker so queues fill deterministically */
 
 #include <openssl/evp.h>
 
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define PREFIX "fleet/at"
-#define MODEL "tests/fixtures/models/tiny_cnn"
+#define TINY "tests/fixtures/models/tiny_cnn.onnx"
+#define TINY_INPUT "tests/fixtures/models/tiny_cnn.in.f32"
+#define VARIANT0 "models/zoo/variant-0.onnx"
+#define WAIT_MS 8000
+
+typedef struct model_file {
+    uint8_t *bytes;
+    size_t size;
+    char digest[FLEET_TOPICS_DIGEST_HEX + 1];
+} model_file;
 
 static fleetctl_broker broker;
 static fleet_link *coord;
-static fleet_agent *agent;
-static pthread_t agent_thread;
-static uint8_t *model_bytes;
-static size_t model_size;
-static char digest[65];
-static char cache[64] = "/tmp/fleet-agent-test-XXXXXX";
+static model_file tiny, variant0;
+static float *pixels; /* the first sample of TINY_INPUT: 784 floats */
+static char root[64] = "/tmp/fleet-agent-test-XXXXXX";
 
-static void *run_agent(void *arg)
-{
-    (void)arg;
-    fleet_agent_run(agent);
-    return NULL;
-}
+/* One agent under test, running on its own thread. */
+typedef struct running_agent {
+    const char *id;
+    char cache[128], stream[32];
+    fleet_agent *agent;
+    pthread_t thread;
+    bool started;
+    fleet_agent_status run_status; /* what fleet_agent_run returned */
+} running_agent;
+
+/* ---- fixture ------------------------------------------------------------------------------- */
 
 static uint8_t *slurp(const char *path, size_t *size)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
-    fseek(f, 0, SEEK_END);
-    *size = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *data = malloc(*size);
-    if (fread(data, 1, *size, f) != *size) {
+    struct stat s;
+    uint8_t *data = NULL;
+    if (fstat(fileno(f), &s) == 0 && (data = malloc((size_t)s.st_size + 1)) &&
+        fread(data, 1, (size_t)s.st_size, f) != (size_t)s.st_size) {
         free(data);
         data = NULL;
     }
     fclose(f);
+    *size = data ? (size_t)s.st_size : 0;
     return data;
+}
+
+static void sha256_hex(const uint8_t *data, size_t size, char *hex)
+{
+    unsigned char d[32];
+    unsigned int n = 0;
+    EVP_Digest(data, size, d, &n, EVP_sha256(), NULL);
+    for (unsigned int i = 0; i < n; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+static int load_model_file(const char *path, model_file *m)
+{
+    if (!(m->bytes = slurp(path, &m->size)))
+        return -1;
+    sha256_hex(m->bytes, m->size, m->digest);
+    return 0;
 }
 
 static int setup(void **state)
 {
     (void)state;
-    const char *ids[] = {"gw-1"};
-    unsigned char d[32];
-    unsigned int n;
-    if (!mkdtemp(cache) || !(model_bytes = slurp(MODEL ".onnx", &model_size)) ||
-        fleetctl_broker_start(fleetctl_broker_config_dir(), ids, 1, &broker) != 0)
+    static const char *const ids[] = {"gw-1", "gw-2", "gw-3", "gw-4", "gw-5",
+                                      "gw-6", "gw-7", "gw-8", "gw-9"};
+    size_t n = 0;
+    if (!mkdtemp(root) || load_model_file(TINY, &tiny) || load_model_file(VARIANT0, &variant0) ||
+        !(pixels = (float *)slurp(TINY_INPUT, &n)) || n < 784 * sizeof(float) ||
+        fleetctl_broker_start(fleetctl_broker_config_dir(), ids, 9, &broker) != 0)
         return -1;
-    EVP_Digest(model_bytes, model_size, d, &n, EVP_sha256(), NULL);
-    for (int i = 0; i < 32; i++)
-        snprintf(digest + 2 * i, 3, "%02x", d[i]);
     fleet_link_options o;
     fleet_link_options_init(&o);
     o.url = broker.url;
@@ -74,23 +113,12 @@ static int setup(void **state)
     o.username = "coordinator";
     o.password = FLEETCTL_BROKER_SECRET;
     if (fleet_link_create(&o, &coord) != FLEET_LINK_OK ||
-        fleet_link_subscribe(coord, PREFIX "/agent/gw-1/state", 1) != FLEET_LINK_OK ||
+        fleet_link_subscribe(coord, PREFIX "/agent/+/state", 1) != FLEET_LINK_OK ||
+        fleet_link_subscribe(coord, PREFIX "/agent/+/heartbeat", 0) != FLEET_LINK_OK ||
         fleet_link_subscribe(coord, PREFIX "/model/get", 1) != FLEET_LINK_OK ||
-        fleet_link_subscribe(coord, PREFIX "/stream/s/result", 0) != FLEET_LINK_OK)
+        fleet_link_subscribe(coord, PREFIX "/stream/+/result", 0) != FLEET_LINK_OK)
         return -1;
-    fleet_agent_config cfg;
-    fleet_agent_config_init(&cfg);
-    fleet_agent_config_set(&cfg, "id", "gw-1");
-    fleet_agent_config_set(&cfg, "broker", broker.url);
-    fleet_agent_config_set(&cfg, "password", FLEETCTL_BROKER_SECRET);
-    fleet_agent_config_set(&cfg, "prefix", PREFIX);
-    fleet_agent_config_set(&cfg, "cache", cache);
-    fleet_agent_config_set(&cfg, "heartbeat_ms", "100");
-    fleet_agent_config_set(&cfg, "queue", "8");
-    fleet_agent_config_set(&cfg, "log_level", "error");
-    if (fleet_agent_create(&cfg, &agent) != FLEET_AGENT_OK)
-        return -1;
-    return pthread_create(&agent_thread, NULL, run_agent, NULL);
+    return 0;
 }
 
 static int teardown(void **state)
@@ -98,19 +126,84 @@ static int teardown(void **state)
     (void)state;
     fleet_link_destroy(coord);
     fleetctl_broker_stop(&broker);
-    free(model_bytes);
+    free(tiny.bytes);
+    free(variant0.bytes);
+    free(pixels);
     char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     return system(cmd) == 0 ? 0 : -1;
 }
 
-/* The next message on topic, skipping others, within timeout_ms. */
+/* ---- the agent under test ------------------------------------------------------------------ */
+
+static void *run_agent(void *arg)
+{
+    running_agent *r = arg; /* no cmocka asserts off the main thread */
+    r->run_status = fleet_agent_run(r->agent);
+    return NULL;
+}
+
+static void agent_config(running_agent *r, fleet_agent_config *cfg, const char *queue)
+{
+    snprintf(r->cache, sizeof r->cache, "%s/cache-%s", root, r->id);
+    snprintf(r->stream, sizeof r->stream, "s-%s", r->id);
+    fleet_agent_config_init(cfg);
+    assert_int_equal(fleet_agent_config_set(cfg, "id", r->id), FLEET_AGENT_OK);
+    assert_int_equal(fleet_agent_config_set(cfg, "broker", broker.url), FLEET_AGENT_OK);
+    assert_int_equal(fleet_agent_config_set(cfg, "password", FLEETCTL_BROKER_SECRET),
+                     FLEET_AGENT_OK);
+    assert_int_equal(fleet_agent_config_set(cfg, "prefix", PREFIX), FLEET_AGENT_OK);
+    assert_int_equal(fleet_agent_config_set(cfg, "cache", r->cache), FLEET_AGENT_OK);
+    assert_int_equal(fleet_agent_config_set(cfg, "heartbeat_ms", "100"), FLEET_AGENT_OK);
+    assert_int_equal(fleet_agent_config_set(cfg, "queue", queue), FLEET_AGENT_OK);
+    assert_int_equal(
+        fleet_agent_config_set(cfg, "log_level", getenv("FLEET_TEST_LOG") ? "debug" : "error"),
+        FLEET_AGENT_OK);
+}
+
+static void start_agent_queue(running_agent *r, const char *queue)
+{
+    fleet_agent_config cfg;
+    agent_config(r, &cfg, queue);
+    if (fleet_agent_create(&cfg, &r->agent) != FLEET_AGENT_OK)
+        fail_msg("agent %s: %s", r->id, fleet_agent_last_error());
+    assert_int_equal(pthread_create(&r->thread, NULL, run_agent, r), 0);
+    r->started = true;
+}
+
+static void start_agent(running_agent *r)
+{
+    start_agent_queue(r, "64");
+}
+
+static void stop_agent(running_agent *r)
+{
+    if (r->started) {
+        fleet_agent_stop(r->agent);
+        pthread_join(r->thread, NULL);
+        r->started = false;
+        assert_int_equal(r->run_status, FLEET_AGENT_OK);
+    }
+    fleet_agent_destroy(r->agent);
+    r->agent = NULL;
+}
+
+static void topic_of(char *out, size_t size, const char *kind, const char *id)
+{
+    snprintf(out, size, PREFIX "/%s/%s/%s",
+             strcmp(kind, "result") == 0 || strcmp(kind, "request") == 0 ? "stream" : "agent", id,
+             kind);
+}
+
+/* ---- waiting for messages ------------------------------------------------------------------ */
+
+/* The next message on topic (others are skipped), or a test failure after timeout_ms. */
 static fleet_link_message *await(const char *topic, int timeout_ms)
 {
     double until = fleet_link_now_us() + 1e3 * timeout_ms;
     while (fleet_link_now_us() < until) {
         fleet_link_message *m = NULL;
-        if (fleet_link_receive(coord, 50, &m) != FLEET_LINK_OK)
+        if (fleet_link_receive(coord, 20, &m) != FLEET_LINK_OK)
             continue;
         if (strcmp(m->topic, topic) == 0)
             return m;
@@ -120,201 +213,819 @@ static fleet_link_message *await(const char *topic, int timeout_ms)
     return NULL;
 }
 
-static void publish(const char *topic, uint8_t *buf, size_t len, int retained)
+/* The next state message of agent id, alive or dead as asked (others are skipped). */
+static fleet_msg_agent_state await_state(const char *id, bool alive, size_t models)
 {
-    assert_int_equal(fleet_link_publish(coord, topic, buf, len, 1, retained, NULL), FLEET_LINK_OK);
-    free(buf);
-}
-
-static void assign(uint64_t epoch, int n_variants)
-{
-    fleet_msg_assignment a;
-    memset(&a, 0, sizeof a);
-    strcpy(a.agent, "gw-1"), strcpy(a.coordinator, "test"), strcpy(a.stream, "s");
-    a.epoch = epoch;
-    a.n_variants = (size_t)n_variants;
-    a.variants[0] = (fleet_assigned_variant){
-        .variant = 0, .model_bytes = model_size, .k = 3, .temperature = 1.0f};
-    strcpy(a.variants[0].digest, digest);
-    uint8_t *buf;
-    size_t len;
-    assert_int_equal(fleet_msg_assignment_encode(&a, &buf, &len), FLEET_TOPICS_OK);
-    publish(PREFIX "/agent/gw-1/assignment", buf, len, 1);
-}
-
-/* Answers one model_get with the model in two chunks, one byte flipped when corrupt. */
-static void serve_model(bool corrupt)
-{
-    fleet_link_message *m = await(PREFIX "/model/get", 6000);
-    fleet_msg_model_get g;
-    assert_int_equal(fleet_msg_model_get_decode(m->payload, m->len, &g), FLEET_TOPICS_OK);
-    assert_string_equal(g.digest, digest);
-    fleet_link_message_free(m);
-    uint8_t *copy = malloc(model_size);
-    memcpy(copy, model_bytes, model_size);
-    if (corrupt)
-        copy[model_size / 2] ^= 0x40;
-    size_t half = model_size / 2;
-    for (uint32_t i = 0; i < 2; i++) {
-        fleet_msg_chunk c = {.index = i,
-                             .chunks = 2,
-                             .total_bytes = model_size,
-                             .data = copy + i * half,
-                             .size = i ? model_size - half : half};
-        strcpy(c.digest, digest);
-        uint8_t *buf;
-        size_t len;
-        assert_int_equal(fleet_msg_chunk_encode(&c, &buf, &len), FLEET_TOPICS_OK);
-        publish(PREFIX "/agent/gw-1/chunk", buf, len, 0);
-    }
-    free(copy);
-}
-
-static fleet_msg_birth await_birth(size_t models)
-{
-    for (;;) {
-        fleet_link_message *m = await(PREFIX "/agent/gw-1/state", 8000);
+    char topic[128];
+    topic_of(topic, sizeof topic, "state", id);
+    double until = fleet_link_now_us() + 1e3 * WAIT_MS;
+    while (fleet_link_now_us() < until) {
+        fleet_link_message *m = await(topic, WAIT_MS);
         fleet_msg_agent_state s;
         assert_int_equal(fleet_msg_agent_state_decode(m->payload, m->len, &s), FLEET_TOPICS_OK);
+        assert_true(m->retained || m->qos == 1);
         fleet_link_message_free(m);
-        if (s.alive && s.birth.n_models == models)
-            return s.birth;
+        if (s.alive == alive && (!alive || s.birth.n_models == models))
+            return s;
     }
+    fail_msg("no %s of %s with %zu models", alive ? "birth" : "death", id, models);
+    return (fleet_msg_agent_state){0};
 }
 
-static void send_request(const char *id, uint32_t deadline_ms, const float *pixels)
+typedef bool (*heartbeat_test)(const fleet_msg_heartbeat *h, const void *want);
+
+/* The first heartbeat of id for which ok(h, want) holds. */
+static fleet_msg_heartbeat await_heartbeat(const char *id, heartbeat_test ok, const void *want)
 {
-    fleet_msg_request r;
-    memset(&r, 0, sizeof r);
-    strcpy(r.id, id), strcpy(r.stream, "s");
-    r.deadline_ms = deadline_ms;
-    r.tensor = (fleet_tensor){.dtype = FLEET_DTYPE_F32,
-                              .scale = 1,
-                              .shape = {1, 1, 28, 28},
-                              .rank = 4,
-                              .data = (const uint8_t *)pixels,
-                              .size = 784 * 4};
-    uint8_t *buf;
-    size_t len;
-    assert_int_equal(fleet_msg_request_encode(&r, &buf, &len), FLEET_TOPICS_OK);
-    assert_int_equal(fleet_link_publish(coord, PREFIX "/stream/s/request", buf, len, 0, 0, NULL),
+    char topic[128];
+    topic_of(topic, sizeof topic, "heartbeat", id);
+    fleet_msg_heartbeat h;
+    double until = fleet_link_now_us() + 1e3 * WAIT_MS;
+    while (fleet_link_now_us() < until) {
+        fleet_link_message *m = await(topic, WAIT_MS);
+        assert_int_equal(fleet_msg_heartbeat_decode(m->payload, m->len, &h), FLEET_TOPICS_OK);
+        fleet_link_message_free(m);
+        if (ok(&h, want))
+            return h;
+    }
+    fail_msg("no heartbeat of %s as expected (last: queue %u, processed %llu, expired %llu, "
+             "full %llu, failed %llu)",
+             id, h.queue, (unsigned long long)h.processed, (unsigned long long)h.dropped_expired,
+             (unsigned long long)h.dropped_full, (unsigned long long)h.failed);
+    return h;
+}
+
+static bool heartbeat_equals(const fleet_msg_heartbeat *h, const void *want)
+{
+    const fleet_msg_heartbeat *w = want;
+    return h->queue == w->queue && h->processed == w->processed &&
+           h->dropped_expired == w->dropped_expired && h->dropped_full == w->dropped_full &&
+           h->failed == w->failed;
+}
+
+/* The next model_get of agent id (other agents' requests are skipped). */
+static fleet_msg_model_get await_model_get(const char *id)
+{
+    double until = fleet_link_now_us() + 1e3 * WAIT_MS;
+    while (fleet_link_now_us() < until) {
+        fleet_link_message *m = await(PREFIX "/model/get", WAIT_MS);
+        fleet_msg_model_get g;
+        assert_int_equal(fleet_msg_model_get_decode(m->payload, m->len, &g), FLEET_TOPICS_OK);
+        fleet_link_message_free(m);
+        if (strcmp(g.agent, id) == 0)
+            return g;
+    }
+    fail_msg("no model/get from %s", id);
+    return (fleet_msg_model_get){0};
+}
+
+static fleet_msg_result await_result(const running_agent *r)
+{
+    char topic[128];
+    topic_of(topic, sizeof topic, "result", r->stream);
+    fleet_link_message *m = await(topic, WAIT_MS);
+    static uint8_t features[4096]; /* decoded features borrow the payload: keep a copy */
+    fleet_msg_result res;
+    assert_int_equal(fleet_msg_result_decode(m->payload, m->len, &res), FLEET_TOPICS_OK);
+    if (res.output == FLEET_OUTPUT_INT8) {
+        assert_true(res.features.size <= sizeof features);
+        memcpy(features, res.features.data, res.features.size);
+        res.features.data = features;
+    }
+    fleet_link_message_free(m);
+    assert_string_equal(res.agent, r->id);
+    assert_string_equal(res.stream, r->stream);
+    return res;
+}
+
+/* Polls the agent's own counters until bad_messages reaches want. */
+static void await_bad_messages(fleet_agent *a, uint64_t want)
+{
+    fleet_agent_stats s;
+    double until = fleet_link_now_us() + 1e3 * WAIT_MS;
+    do {
+        fleet_link_message *m = NULL; /* keep the coordinator's queue short meanwhile */
+        if (fleet_link_receive(coord, 10, &m) == FLEET_LINK_OK)
+            fleet_link_message_free(m);
+        fleet_agent_get_stats(a, &s);
+    } while (s.bad_messages < want && fleet_link_now_us() < until);
+    assert_int_equal(s.bad_messages, want);
+}
+
+/* ---- acting as the coordinator and as a client --------------------------------------------- */
+
+static void publish(const char *topic, uint8_t *buf, size_t len, int qos, int retained,
+                    const fleet_link_props *props)
+{
+    assert_int_equal(fleet_link_publish(coord, topic, buf, len, qos, retained, props),
                      FLEET_LINK_OK);
     free(buf);
 }
 
-static void test_agent_life(void **state)
+static fleet_assigned_variant variant_of(uint32_t index, const model_file *m,
+                                         fleet_output_kind output, uint32_t k, float temperature)
+{
+    fleet_assigned_variant v = {.variant = index,
+                                .model_bytes = m->size,
+                                .output = output,
+                                .k = k,
+                                .temperature = temperature};
+    strcpy(v.digest, m->digest);
+    return v;
+}
+
+static void assign_to(const char *agent, const char *stream, uint64_t epoch,
+                      const fleet_assigned_variant *variants, size_t n)
+{
+    fleet_msg_assignment a;
+    memset(&a, 0, sizeof a);
+    strcpy(a.agent, agent), strcpy(a.coordinator, "test"), strcpy(a.stream, stream);
+    a.epoch = epoch;
+    a.n_variants = n;
+    for (size_t i = 0; i < n; i++)
+        a.variants[i] = variants[i];
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(fleet_msg_assignment_encode(&a, &buf, &len), FLEET_TOPICS_OK);
+    char topic[128];
+    topic_of(topic, sizeof topic, "assignment", a.agent);
+    publish(topic, buf, len, 1, 1, NULL);
+}
+
+static void assign(const running_agent *r, uint64_t epoch, const fleet_assigned_variant *variants,
+                   size_t n)
+{
+    assign_to(r->id, r->stream, epoch, variants, n);
+}
+
+/* Sends the given chunks of m (n_chunks in all) in the given order; flips a byte of chunk
+ * `corrupt` (-1: none). */
+static void send_chunks(const running_agent *r, const model_file *m, uint32_t n_chunks,
+                        const uint32_t *order, size_t n_order, int corrupt)
+{
+    size_t step = (m->size + n_chunks - 1) / n_chunks;
+    char topic[128];
+    topic_of(topic, sizeof topic, "chunk", r->id);
+    for (size_t i = 0; i < n_order; i++) {
+        uint32_t index = order[i];
+        size_t at = index * step, size = at + step <= m->size ? step : m->size - at;
+        uint8_t *copy = malloc(size);
+        memcpy(copy, m->bytes + at, size);
+        if ((int)index == corrupt)
+            copy[size / 2] ^= 0x40;
+        fleet_msg_chunk c = {
+            .index = index, .chunks = n_chunks, .total_bytes = m->size, .data = copy, .size = size};
+        strcpy(c.digest, m->digest);
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        assert_int_equal(fleet_msg_chunk_encode(&c, &buf, &len), FLEET_TOPICS_OK);
+        publish(topic, buf, len, 1, 0, NULL);
+        free(copy);
+    }
+}
+
+static void send_all_chunks(const running_agent *r, const model_file *m, int corrupt)
+{
+    static const uint32_t in_order[] = {0, 1, 2};
+    send_chunks(r, m, 3, in_order, 3, corrupt);
+}
+
+static void send_tensor(const running_agent *r, const char *id, uint32_t deadline_ms,
+                        const fleet_tensor *t, const fleet_link_props *props)
+{
+    fleet_msg_request q;
+    memset(&q, 0, sizeof q);
+    snprintf(q.id, sizeof q.id, "%s", id);
+    snprintf(q.stream, sizeof q.stream, "%s", r->stream);
+    q.deadline_ms = deadline_ms;
+    q.tensor = *t;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(fleet_msg_request_encode(&q, &buf, &len), FLEET_TOPICS_OK);
+    char topic[128];
+    topic_of(topic, sizeof topic, "request", r->stream);
+    publish(topic, buf, len, 0, 0, props);
+}
+
+static fleet_tensor f32_tensor(const float *values, uint32_t count)
+{
+    return (fleet_tensor){.dtype = FLEET_DTYPE_F32,
+                          .scale = 1,
+                          .shape = {1, 1, count / 28, 28},
+                          .rank = 4,
+                          .data = (const uint8_t *)values,
+                          .size = count * sizeof(float)};
+}
+
+static void send_request(const running_agent *r, const char *id, uint32_t deadline_ms)
+{
+    fleet_tensor t = f32_tensor(pixels, 784);
+    send_tensor(r, id, deadline_ms, &t, NULL);
+}
+
+/* Fetches tiny as variant 0 of an assignment and waits until the agent serves it. */
+static void make_ready(const running_agent *r, uint64_t epoch)
+{
+    fleet_assigned_variant v = variant_of(0, &tiny, FLEET_OUTPUT_TOPK, 3, 1.0f);
+    assign(r, epoch, &v, 1);
+    fleet_msg_model_get g = await_model_get(r->id);
+    assert_string_equal(g.digest, tiny.digest);
+    send_all_chunks(r, &tiny, -1);
+    await_state(r->id, true, 1);
+}
+
+/* ---- the model, run here ------------------------------------------------------------------- */
+
+/* Runs m on input; logits (and features when not NULL) receive its outputs. */
+static void run_here(const model_file *m, const float *input, float *logits, float *features)
+{
+    fleet_model *model = NULL;
+    assert_int_equal(fleet_model_load_buffer(m->bytes, m->size, NULL, &model), FLEET_MODEL_OK);
+    float scratch[64];
+    const float *ins[1] = {input};
+    float *outs[2] = {logits, features ? features : scratch};
+    assert_int_equal(fleet_model_run(model, ins, outs), FLEET_MODEL_OK);
+    fleet_model_destroy(model);
+}
+
+static void expect_topk(const fleet_msg_result *r, const float *input, size_t k, float temperature)
+{
+    float logits[10];
+    fleet_ensemble_score top[10];
+    run_here(&tiny, input, logits, NULL);
+    fleet_ensemble_softmax(logits, 10, temperature);
+    assert_int_equal(fleet_ensemble_topk(logits, 10, k, top), k);
+    assert_int_equal(r->output, FLEET_OUTPUT_TOPK);
+    assert_int_equal(r->k, k);
+    for (size_t i = 0; i < k; i++) {
+        assert_int_equal(r->classes[i], top[i].cls);
+        assert_float_equal(r->probs[i], top[i].prob, 1e-6f);
+    }
+}
+
+/* ---- configuration ------------------------------------------------------------------------- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_config_file(void **state)
 {
     (void)state;
-    fleet_msg_birth b = await_birth(0);
-    assert_int_equal(b.bdseq, 1);
-    assert_true(b.cores >= 1);
-    assign(10, 1);
-    serve_model(true);  /* damaged in transit: refused, asked for again */
-    serve_model(false); /* now it verifies */
-    b = await_birth(1);
-    assert_string_equal(b.models[0].digest, digest);
+    char conf[128], secret[128], text[4096];
+    snprintf(conf, sizeof conf, "%s/agent.conf", root);
+    snprintf(secret, sizeof secret, "%s/agent.secret", root);
+    write_file(secret, "s3cret\n");
+    snprintf(text, sizeof text,
+             "# a gateway\n"
+             "\n"
+             "id = gw-42\n"
+             "  broker =   tcp://broker.example:1884   \n"
+             "user = gw-42-user\n"
+             "password_file = %s\n"
+             "prefix = fleet/plant-a   # a trailing comment\n"
+             "cache = /var/tmp/gw-42\n"
+             "threads = 2\n"
+             "queue = 16\n"
+             "heartbeat_ms = 250\n"
+             "log_level = debug\n",
+             secret);
+    write_file(conf, text);
+    fleet_agent_config cfg;
+    fleet_agent_config_init(&cfg);
+    assert_string_equal(cfg.prefix, "fleet/default");
+    assert_int_equal(cfg.queue, 64);
+    assert_int_equal(cfg.heartbeat_ms, 1000);
+    assert_int_equal(cfg.log_level, 2);
+    assert_int_equal(fleet_agent_config_load(conf, &cfg), FLEET_AGENT_OK);
+    assert_string_equal(cfg.id, "gw-42");
+    assert_string_equal(cfg.broker, "tcp://broker.example:1884");
+    assert_string_equal(cfg.user, "gw-42-user");
+    assert_string_equal(cfg.password, "s3cret");
+    assert_string_equal(cfg.prefix, "fleet/plant-a");
+    assert_string_equal(cfg.cache, "/var/tmp/gw-42");
+    assert_int_equal(cfg.threads, 2);
+    assert_int_equal(cfg.queue, 16);
+    assert_int_equal(cfg.heartbeat_ms, 250);
+    assert_int_equal(cfg.log_level, 3);
+    /* The committed example is a valid configuration (given its secret file). */
+    size_t n = 0;
+    char *example = (char *)slurp("agent/fleet-agent.conf.example", &n);
+    assert_non_null(example);
+    example[n] = '\0';
+    char *at = strstr(example, "/etc/fleetinfer/agent.secret");
+    assert_non_null(at);
+    snprintf(text, sizeof text, "%.*s%s%s", (int)(at - example), example, secret,
+             at + strlen("/etc/fleetinfer/agent.secret"));
+    free(example);
+    write_file(conf, text);
+    fleet_agent_config_init(&cfg);
+    assert_int_equal(fleet_agent_config_load(conf, &cfg), FLEET_AGENT_OK);
+    assert_string_equal(cfg.id, "gw-01");
+    assert_string_equal(cfg.password, "s3cret");
+}
 
-    /* A request gets the same top-3 as running the model here. */
-    size_t n;
-    float *pixels = (float *)slurp(MODEL ".in.f32", &n);
-    fleet_model *m = NULL;
-    assert_int_equal(fleet_model_load_buffer(model_bytes, model_size, NULL, &m), FLEET_MODEL_OK);
-    float logits[10];
-    const float *ins[1] = {pixels};
-    float *outs[1] = {logits};
-    fleet_model_run(m, ins, outs);
-    fleet_ensemble_softmax(logits, 10, 1.0f);
-    fleet_ensemble_score top[3];
-    fleet_ensemble_topk(logits, 10, 3, top);
-    send_request("q1", 2000, pixels);
-    fleet_link_message *msg = await(PREFIX "/stream/s/result", 5000);
-    fleet_msg_result r;
-    assert_int_equal(fleet_msg_result_decode(msg->payload, msg->len, &r), FLEET_TOPICS_OK);
-    fleet_link_message_free(msg);
-    assert_string_equal(r.id, "q1");
-    assert_int_equal(r.k, 3);
-    assert_int_equal(r.epoch, 10);
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(r.classes[i], top[i].cls);
-        assert_float_equal(r.probs[i], top[i].prob, 1e-6f);
-    }
-
-    /* An older epoch (a stale retained assignment) changes nothing. */
-    assign(5, 0);
-    send_request("q2", 2000, pixels);
-    msg = await(PREFIX "/stream/s/result", 5000);
-    fleet_link_message_free(msg);
-
-    /* Garbage on every topic the agent listens to: counted, never fatal. */
-    const char *topics[] = {PREFIX "/agent/gw-1/assignment", PREFIX "/agent/gw-1/chunk",
-                            PREFIX "/stream/s/request"};
-    for (int i = 0; i < 3; i++)
-        fleet_link_publish(coord, topics[i], "\xc1\x00garbage", 9, 1, 0, NULL);
-    send_request("q3", 2000, pixels);
-    msg = await(PREFIX "/stream/s/result", 5000);
-    fleet_link_message_free(msg);
-    fleet_agent_stats stats;
-    fleet_agent_get_stats(agent, &stats);
-    assert_true(stats.bad_messages >= 2);
-    assert_int_equal(stats.epoch, 10);
-
-    /* A burst with a 1 ms budget: the queue (8) overflows and what waits too long expires. */
-    for (int i = 0; i < 200; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "burst-%d", i);
-        send_request(id, 1, pixels);
-    }
-    double until = fleet_link_now_us() + 5e6;
-    do {
-        fleet_agent_get_stats(agent, &stats);
-    } while (stats.dropped_expired + stats.dropped_full + stats.processed < 200 + 3 &&
-             fleet_link_now_us() < until);
-    assert_true(stats.dropped_expired + stats.dropped_full > 0);
-
-    /* Stopping says goodbye with the birth's sequence number. */
-    fleet_agent_stop(agent);
-    pthread_join(agent_thread, NULL);
-    for (;;) {
-        msg = await(PREFIX "/agent/gw-1/state", 5000);
-        fleet_msg_agent_state s;
-        assert_int_equal(fleet_msg_agent_state_decode(msg->payload, msg->len, &s), FLEET_TOPICS_OK);
-        fleet_link_message_free(msg);
-        if (!s.alive) {
-            assert_int_equal(s.death.bdseq, 1);
-            break;
-        }
-    }
-    fleet_agent_destroy(agent);
-    fleet_model_destroy(m);
-    free(pixels);
+static void expect_load_error(const char *text, const char *needle)
+{
+    char conf[128];
+    snprintf(conf, sizeof conf, "%s/bad.conf", root);
+    write_file(conf, text);
+    fleet_agent_config cfg;
+    fleet_agent_config_init(&cfg);
+    assert_int_equal(fleet_agent_config_load(conf, &cfg), FLEET_AGENT_EINVAL);
+    if (!strstr(fleet_agent_last_error(), needle))
+        fail_msg("'%s' does not mention '%s'", fleet_agent_last_error(), needle);
 }
 
 static void test_config_errors(void **state)
 {
     (void)state;
+    expect_load_error("id = a\ncolour = blue\n", "bad.conf:2: unknown key 'colour'");
+    expect_load_error("# c\n\nthreads = many\n", "bad.conf:3: bad value 'many' for 'threads'");
+    expect_load_error("queue = 0\n", "bad.conf:1");
+    expect_load_error("queue = -5\n", "bad.conf:1");
+    expect_load_error("heartbeat_ms = 5\n", "bad.conf:1");
+    expect_load_error("log_level = loud\n", "bad.conf:1");
+    expect_load_error("id\n", "bad.conf:1: expected 'key = value'");
+    expect_load_error("password_file = /nonexistent/secret\n", "bad.conf:1");
+    char id[80];
+    memset(id, 'x', sizeof id - 1);
+    id[sizeof id - 1] = '\0';
     fleet_agent_config cfg;
     fleet_agent_config_init(&cfg);
-    assert_int_equal(fleet_agent_config_set(&cfg, "queue", "0"), FLEET_AGENT_EINVAL);
-    assert_int_equal(fleet_agent_config_set(&cfg, "bogus", "1"), FLEET_AGENT_EINVAL);
-    assert_int_equal(fleet_agent_config_set(&cfg, "log_level", "loud"), FLEET_AGENT_EINVAL);
-    char path[96];
-    snprintf(path, sizeof path, "%s/bad.conf", cache);
-    FILE *f = fopen(path, "w");
-    fputs("# a comment\nid = gw-9\nthreads = many\n", f);
-    fclose(f);
-    assert_int_equal(fleet_agent_config_load(path, &cfg), FLEET_AGENT_EINVAL);
-    assert_non_null(strstr(fleet_agent_last_error(), "bad.conf:3"));
+    assert_int_equal(fleet_agent_config_set(&cfg, "id", id), FLEET_AGENT_EINVAL);
+    assert_int_equal(fleet_agent_config_set(&cfg, "threads", "65"), FLEET_AGENT_EINVAL);
+    assert_int_equal(fleet_agent_config_set(&cfg, "queue", "12x"), FLEET_AGENT_EINVAL);
+    assert_int_equal(fleet_agent_config_load("/nonexistent/agent.conf", &cfg), FLEET_AGENT_EINVAL);
+    assert_non_null(strstr(fleet_agent_last_error(), "/nonexistent/agent.conf"));
+}
+
+static void test_create_errors(void **state)
+{
+    (void)state;
+    running_agent r = {.id = "gw-9"};
+    fleet_agent_config cfg;
     fleet_agent *none = NULL;
     fleet_agent_config_init(&cfg);
     assert_int_equal(fleet_agent_create(&cfg, &none), FLEET_AGENT_EINVAL); /* no id */
+    agent_config(&r, &cfg, "8");
+    snprintf(cfg.id, sizeof cfg.id, "gw/9");
+    assert_int_equal(fleet_agent_create(&cfg, &none), FLEET_AGENT_EINVAL);
+    char file[128];
+    agent_config(&r, &cfg, "8");
+    snprintf(file, sizeof file, "%s/plain-file", root);
+    write_file(file, "x");
+    snprintf(cfg.cache, sizeof cfg.cache, "%s/plain-file/cache", root);
+    assert_int_equal(fleet_agent_create(&cfg, &none), FLEET_AGENT_ESYSERR);
+    agent_config(&r, &cfg, "8");
+    snprintf(cfg.broker, sizeof cfg.broker, "tcp://127.0.0.1:1"); /* nothing listens */
+    assert_int_equal(fleet_agent_create(&cfg, &none), FLEET_AGENT_ELINK);
+    agent_config(&r, &cfg, "8");
+    snprintf(cfg.password, sizeof cfg.password, "wrong");
+    assert_int_equal(fleet_agent_create(&cfg, &none), FLEET_AGENT_ELINK);
     assert_null(none);
+    fleet_agent_destroy(NULL);
+    fleet_agent_stop(NULL);
 }
 
-int main(void)
+/* ---- the agent's life ---------------------------------------------------------------------- */
+
+/* Birth, a damaged download refused and fetched again, results equal to a local run for f32
+ * and u8 tensors, a tensor of the wrong size failed and unanswered. */
+static void test_fetch_verify_serve(void **state)
 {
+    (void)state;
+    running_agent r = {.id = "gw-1"};
+    start_agent(&r);
+    fleet_msg_agent_state s = await_state(r.id, true, 0);
+    assert_int_equal(s.birth.bdseq, 1);
+    assert_true(s.birth.cores >= 1 && s.birth.memory_mb > 0);
+    assert_string_equal(s.birth.runtime, "fleetinfer 0.1.0");
+    assert_true(strlen(s.birth.cpu) > 0 && s.birth.time_ms > 0);
+
+    fleet_assigned_variant v = variant_of(3, &tiny, FLEET_OUTPUT_TOPK, 3, 1.5f);
+    assign(&r, 10, &v, 1);
+    fleet_msg_model_get g = await_model_get(r.id);
+    assert_string_equal(g.digest, tiny.digest);
+    assert_int_equal(g.first, 0);
+    static const uint32_t shuffled[] = {2, 0, 1}; /* out of order, and one chunk damaged */
+    send_chunks(&r, &tiny, 3, shuffled, 3, 1);
+    g = await_model_get(r.id); /* refused at once, asked for again */
+    assert_int_equal(g.first, 0);
+    send_all_chunks(&r, &tiny, -1);
+    s = await_state(r.id, true, 1);
+    assert_string_equal(s.birth.models[0].digest, tiny.digest);
+    assert_true(s.birth.models[0].latency_us > 0);
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s.onnx", r.cache, tiny.digest);
+    assert_int_equal(access(path, R_OK), 0);
+    snprintf(path, sizeof path, "%s/%s.part", r.cache, tiny.digest);
+    assert_int_not_equal(access(path, F_OK), 0);
+
+    send_request(&r, "f32", 5000);
+    fleet_msg_result res = await_result(&r);
+    assert_string_equal(res.id, "f32");
+    assert_int_equal(res.variant, 3);
+    assert_int_equal(res.epoch, 10);
+    assert_true(res.infer_us < 1000000);
+    expect_topk(&res, pixels, 3, 1.5f);
+
+    uint8_t q[784];
+    float dequantized[784];
+    for (int i = 0; i < 784; i++) {
+        q[i] = (uint8_t)lrintf(pixels[i] * 200.0f);
+        dequantized[i] = 0.005f * (float)((int32_t)q[i] - 3);
+    }
+    fleet_tensor t = {.dtype = FLEET_DTYPE_U8,
+                      .scale = 0.005f,
+                      .zero_point = 3,
+                      .shape = {1, 1, 28, 28},
+                      .rank = 4,
+                      .data = q,
+                      .size = 784};
+    send_tensor(&r, "u8", 5000, &t, NULL);
+    res = await_result(&r);
+    assert_string_equal(res.id, "u8");
+    expect_topk(&res, dequantized, 3, 1.5f);
+
+    t = f32_tensor(pixels, 392); /* half an image */
+    send_tensor(&r, "half", 5000, &t, NULL);
+    send_request(&r, "after", 5000);
+    res = await_result(&r); /* the worker is FIFO: nothing came for "half" */
+    assert_string_equal(res.id, "after");
+    fleet_msg_heartbeat want = {.processed = 3, .failed = 1};
+    await_heartbeat(r.id, heartbeat_equals, &want);
+    stop_agent(&r);
+}
+
+/* Chunks that never arrive are asked for again, and only those. */
+static void test_missing_chunks_refetched(void **state)
+{
+    (void)state;
+    running_agent r = {.id = "gw-2"};
+    start_agent(&r);
+    await_state(r.id, true, 0);
+    fleet_assigned_variant v = variant_of(0, &tiny, FLEET_OUTPUT_TOPK, 2, 1.0f);
+    assign(&r, 1, &v, 1);
+    await_model_get(r.id);
+    static const uint32_t some[] = {0, 3};
+    send_chunks(&r, &tiny, 4, some, 2, -1);
+    fleet_msg_model_get g = await_model_get(r.id); /* after 2 s without progress */
+    assert_int_equal(g.first, 1);
+    assert_int_equal(g.count, 2);
+    static const uint32_t rest[] = {2, 1};
+    send_chunks(&r, &tiny, 4, rest, 2, -1);
+    await_state(r.id, true, 1);
+    send_request(&r, "q", 5000);
+    fleet_msg_result res = await_result(&r);
+    expect_topk(&res, pixels, 2, 1.0f);
+    stop_agent(&r);
+}
+
+/* An assignment with a lower epoch changes nothing; one for another agent is refused. */
+static void test_stale_epoch_ignored(void **state)
+{
+    (void)state;
+    running_agent r = {.id = "gw-3"};
+    start_agent(&r);
+    await_state(r.id, true, 0);
+    make_ready(&r, 10);
+    assign(&r, 9, NULL, 0); /* stale: would stand the agent by */
+    assign_to(r.id, "elsewhere", 9, NULL, 0);
+    fleet_msg_assignment other; /* an assignment naming another agent, on this agent's topic */
+    memset(&other, 0, sizeof other);
+    strcpy(other.agent, "gw-4"), strcpy(other.coordinator, "test"), strcpy(other.stream, "x");
+    other.epoch = 99;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(fleet_msg_assignment_encode(&other, &buf, &len), FLEET_TOPICS_OK);
+    publish(PREFIX "/agent/gw-3/assignment", buf, len, 1, 0, NULL);
+    await_bad_messages(r.agent, 1); /* processed in order: the stale ones came first */
+    fleet_agent_stats st;
+    fleet_agent_get_stats(r.agent, &st);
+    assert_int_equal(st.epoch, 10);
+    assert_int_equal(st.variants_ready, 1);
+    send_request(&r, "q", 5000);
+    fleet_msg_result res = await_result(&r);
+    assert_int_equal(res.epoch, 10);
+    /* A newer epoch with no variants stands it by: no more results. */
+    assign(&r, 11, NULL, 0);
+    await_state(r.id, true, 0);
+    fleet_agent_get_stats(r.agent, &st);
+    assert_int_equal(st.epoch, 11);
+    assert_int_equal(st.variants_assigned, 0);
+    stop_agent(&r);
+}
+
+/* Garbage on every topic the agent listens to is counted and never fatal. */
+static void test_garbage_everywhere(void **state)
+{
+    (void)state;
+    running_agent r = {.id = "gw-4"};
+    start_agent(&r);
+    await_state(r.id, true, 0);
+    make_ready(&r, 1);
+    static const struct {
+        const char *bytes;
+        size_t len;
+    } garbage[] = {
+        {"\xc1", 1},                           /* never used in msgpack */
+        {"\x93\x01\x02\x03", 4},               /* an array, not a map */
+        {"\x81\xa1v\x01", 4},                  /* {"v": 1}: keys missing */
+        {"\x82\xa1v\x01\xa5index\xa3one", 14}, /* a wrong type */
+        {"\x81\xa1v\x63", 4},                  /* a version from the future */
+        {"\xdb\xff\xff\xff\xff", 5},           /* a 4 GiB string in 5 bytes */
+        {"\x85\xa1v", 3},                      /* truncated */
+        {"", 0},                               /* empty */
+    };
+    const char *topics[] = {PREFIX "/agent/gw-4/assignment", PREFIX "/agent/gw-4/chunk",
+                            PREFIX "/stream/s-gw-4/request", PREFIX "/coordinator/c1/state"};
+    size_t n_garbage = sizeof garbage / sizeof garbage[0];
+    for (size_t t = 0; t < 4; t++)
+        for (size_t i = 0; i < n_garbage; i++)
+            assert_int_equal(
+                fleet_link_publish(coord, topics[t], garbage[i].bytes, garbage[i].len, 1, 0, NULL),
+                FLEET_LINK_OK);
+    await_bad_messages(r.agent, 4 * n_garbage);
+    send_request(&r, "still-alive", 5000);
+    fleet_msg_result res = await_result(&r);
+    assert_string_equal(res.id, "still-alive");
+    stop_agent(&r);
+}
+
+/* A full queue drops its oldest requests; requests past their deadline are dropped; both are
+ * counted in the heartbeat. The worker is held so that the queue fills deterministically. */
+static void test_queue_full_and_expired(void **state)
+{
+    (void)state;
+    running_agent r = {.id = "gw-5"};
+    start_agent_queue(&r, "8");
+    await_state(r.id, true, 0);
+    make_ready(&r, 1);
+
+    agent_queue_hold(r.agent, true);
+    for (int i = 0; i < 10; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "r%d", i);
+        send_request(&r, id, 60000);
+    }
+    fleet_msg_heartbeat want = {.queue = 8, .dropped_full = 2};
+    await_heartbeat(r.id, heartbeat_equals, &want);
+    agent_queue_hold(r.agent, false);
+    for (int i = 2; i < 10; i++) { /* r0 and r1, the oldest, made room */
+        char id[16];
+        snprintf(id, sizeof id, "r%d", i);
+        fleet_msg_result res = await_result(&r);
+        assert_string_equal(res.id, id);
+    }
+
+    agent_queue_hold(r.agent, true);
+    send_request(&r, "short-1", 1); /* 1 ms */
+    send_request(&r, "short-2", 1);
+    fleet_link_props expiry = {.expiry_s = 1}; /* MQTT expiry wins over deadline_ms */
+    fleet_tensor t = f32_tensor(pixels, 784);
+    send_tensor(&r, "mqtt-expiry", 60000, &t, &expiry);
+    send_request(&r, "default", 0); /* no deadline: 1 s */
+    send_request(&r, "keep", 60000);
+    want = (fleet_msg_heartbeat){.queue = 5, .processed = 8, .dropped_full = 2};
+    await_heartbeat(r.id, heartbeat_equals, &want);
+    /* Every request has arrived (the heartbeat counted them); let 1 s pass. */
+    double until = fleet_link_now_us() + 1.05e6;
+    while (fleet_link_now_us() < until) {
+        fleet_link_message *m = NULL;
+        if (fleet_link_receive(coord, 20, &m) == FLEET_LINK_OK)
+            fleet_link_message_free(m);
+    }
+    agent_queue_hold(r.agent, false);
+    fleet_msg_result res = await_result(&r);
+    assert_string_equal(res.id, "keep");
+    want = (fleet_msg_heartbeat){.processed = 9, .dropped_expired = 4, .dropped_full = 2};
+    await_heartbeat(r.id, heartbeat_equals, &want);
+    stop_agent(&r);
+}
+
+/* Models found in the cache are verified (a damaged one is removed and fetched), loaded
+ * without a download; an INT8 variant publishes its quantized features. */
+static void test_cache_and_int8(void **state)
+{
+    (void)state;
+    running_agent r = {.id = "gw-6"};
+    char path[256];
+    snprintf(r.cache, sizeof r.cache, "%s/cache-%s", root, r.id);
+    assert_int_equal(mkdir(r.cache, 0700), 0);
+    snprintf(path, sizeof path, "%s/%s.onnx", r.cache, variant0.digest);
+    FILE *f = fopen(path, "wb");
+    assert_int_equal(fwrite(variant0.bytes, 1, variant0.size, f), variant0.size);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/%s.onnx", r.cache, tiny.digest);
+    write_file(path, "not the model it claims to be");
+    start_agent(&r);
+    await_state(r.id, true, 0);
+
+    fleet_assigned_variant v[2] = {variant_of(0, &tiny, FLEET_OUTPUT_TOPK, 0, 1.0f),
+                                   variant_of(1, &variant0, FLEET_OUTPUT_INT8, 0, 1.0f)};
+    assign(&r, 20, v, 2);
+    fleet_msg_model_get g = await_model_get(r.id); /* tiny's cached copy was damaged */
+    assert_string_equal(g.digest, tiny.digest);
+    fleet_msg_agent_state s = await_state(r.id, true, 1); /* variant0 from the cache */
+    assert_string_equal(s.birth.models[0].digest, variant0.digest);
+    send_all_chunks(&r, &tiny, -1);
+    await_state(r.id, true, 2);
+
+    send_request(&r, "both", 5000);
+    for (int i = 0; i < 2; i++) {
+        fleet_msg_result res = await_result(&r);
+        assert_string_equal(res.id, "both");
+        if (res.variant == 0) {
+            expect_topk(&res, pixels, 10, 1.0f); /* k 0: every class */
+            continue;
+        }
+        assert_int_equal(res.variant, 1);
+        assert_int_equal(res.output, FLEET_OUTPUT_INT8);
+        assert_int_equal(res.features.dtype, FLEET_DTYPE_I8);
+        assert_int_equal(res.features.size, 48);
+        float logits[10], features[48], got[48];
+        run_here(&variant0, pixels, logits, features);
+        fleet_model_qparams q = {res.features.scale, res.features.zero_point};
+        fleet_model_dequantize_int8((const int8_t *)res.features.data, 48, q, got);
+        for (int k = 0; k < 48; k++)
+            assert_float_equal(got[k], features[k], q.scale * 0.5f + 1e-5f);
+    }
+    stop_agent(&r);
+}
+
+/* When the broker drops the session (here: another client takes the id over), the broker
+ * publishes the will; the agent reconnects by itself and is born again. */
+static void test_reconnect_rebirth(void **state)
+{
+    (void)state;
+    running_agent r = {.id = "gw-7"};
+    start_agent(&r);
+    uint64_t bdseq = await_state(r.id, true, 0).birth.bdseq;
+    fleet_link_options o;
+    fleet_link_options_init(&o);
+    o.url = broker.url;
+    o.client_id = "gw-7";
+    o.username = "gw-7";
+    o.password = FLEETCTL_BROKER_SECRET;
+    fleet_link *intruder = NULL;
+    assert_int_equal(fleet_link_create(&o, &intruder), FLEET_LINK_OK);
+    fleet_link_destroy(intruder);
+    fleet_msg_agent_state s = await_state(r.id, false, 0); /* the will */
+    assert_int_equal(s.death.bdseq, bdseq);
+    s = await_state(r.id, true, 0);
+    assert_int_equal(s.birth.bdseq, bdseq);
+    fleet_agent_stats st;
+    fleet_agent_get_stats(r.agent, &st);
+    assert_true(st.reconnects >= 1);
+    make_ready(&r, 1); /* subscriptions were renewed */
+    send_request(&r, "q", 5000);
+    assert_string_equal(await_result(&r).id, "q");
+    stop_agent(&r);
+}
+
+/* A stop publishes the death with the birth's bdseq; a restart is born with the next one and
+ * follows its retained assignment from the cache. */
+static void test_stop_and_restart(void **state)
+{
+    (void)state;
+    running_agent r = {.id = "gw-8"};
+    start_agent(&r);
+    assert_int_equal(await_state(r.id, true, 0).birth.bdseq, 1);
+    make_ready(&r, 3);
+    fleet_agent_stop(r.agent);
+    pthread_join(r.thread, NULL);
+    r.started = false;
+    assert_int_equal(await_state(r.id, false, 0).death.bdseq, 1);
+    fleet_agent_destroy(r.agent);
+
+    start_agent(&r);
+    assert_int_equal(await_state(r.id, true, 0).birth.bdseq, 2);
+    fleet_msg_agent_state s = await_state(r.id, true, 1); /* the retained assignment */
+    assert_int_equal(s.birth.bdseq, 2);
+    send_request(&r, "again", 5000);
+    fleet_msg_result res = await_result(&r);
+    assert_int_equal(res.epoch, 3);
+    fleet_agent_stop(r.agent); /* a stop before destroy, while the worker may be busy */
+    pthread_join(r.thread, NULL);
+    r.started = false;
+    fleet_agent_destroy(r.agent);
+    assert_int_equal(await_state(r.id, false, 0).death.bdseq, 2);
+
+    /* Destroyed without ever running: it still says goodbye. */
+    fleet_agent_config cfg;
+    agent_config(&r, &cfg, "8");
+    assert_int_equal(fleet_agent_create(&cfg, &r.agent), FLEET_AGENT_OK);
+    assert_int_equal(await_state(r.id, true, 0).birth.bdseq, 3);
+    fleet_agent_destroy(r.agent);
+    assert_int_equal(await_state(r.id, false, 0).death.bdseq, 3);
+}
+
+/* ---- the daemon ---------------------------------------------------------------------------- */
+
+/* build/agent/fleet-agent next to build/tests/test_agent; NULL when it was not built. */
+static const char *daemon_path(void)
+{
+    static char path[PATH_MAX];
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return NULL;
+    self[n] = '\0';
+    snprintf(path, sizeof path, "%s/../agent/fleet-agent", dirname(self));
+    return access(path, X_OK) == 0 ? path : NULL;
+}
+
+/* fork + exec only (Paho's threads do not survive a fork); stderr to log. */
+static pid_t spawn(char *const argv[], const char *log)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int exit_status(char *const argv[], const char *log)
+{
+    int status = 0;
+    pid_t pid = spawn(argv, log);
+    assert_true(pid > 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void test_daemon(void **state)
+{
+    (void)state;
+    const char *bin = daemon_path();
+    if (!bin)
+        skip();
+    char log[128], cache[128];
+    snprintf(log, sizeof log, "%s/daemon.log", root);
+    snprintf(cache, sizeof cache, "%s/cache-daemon", root);
+    char *help[] = {(char *)bin, "--help", NULL};
+    assert_int_equal(exit_status(help, log), 0);
+    char *no_id[] = {(char *)bin, "--queue", "4", NULL};
+    assert_int_equal(exit_status(no_id, log), 2);
+    char *bad_flag[] = {(char *)bin, "--id", "gw-9", "--colour", "blue", NULL};
+    assert_int_equal(exit_status(bad_flag, log), 2);
+    char *no_broker[] = {(char *)bin,         "--id",    "gw-9", "--broker",
+                         "tcp://127.0.0.1:1", "--cache", cache,  NULL};
+    assert_int_equal(exit_status(no_broker, log), 1);
+
+    char *run[] = {(char *)bin,
+                   "--id",
+                   "gw-9",
+                   "--broker",
+                   broker.url,
+                   "--password",
+                   FLEETCTL_BROKER_SECRET,
+                   "--prefix",
+                   PREFIX,
+                   "--cache",
+                   cache,
+                   "--log-level",
+                   "debug",
+                   NULL};
+    pid_t pid = spawn(run, log);
+    uint64_t bdseq = await_state("gw-9", true, 0).birth.bdseq;
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    assert_int_equal(await_state("gw-9", false, 0).death.bdseq, bdseq);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* An optional argument selects tests by name (cmocka patterns: '*' and '?'). */
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_agent_life),
+        cmocka_unit_test(test_config_file),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_create_errors),
+        cmocka_unit_test(test_fetch_verify_serve),
+        cmocka_unit_test(test_missing_chunks_refetched),
+        cmocka_unit_test(test_stale_epoch_ignored),
+        cmocka_unit_test(test_garbage_everywhere),
+        cmocka_unit_test(test_queue_full_and_expired),
+        cmocka_unit_test(test_cache_and_int8),
+        cmocka_unit_test(test_reconnect_rebirth),
+        cmocka_unit_test(test_stop_and_restart),
+        cmocka_unit_test(test_daemon),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
