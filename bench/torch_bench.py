@@ -1,7 +1,16 @@
 #!/usr/bin/python3
-"""Times PyTorch eager (one thread, no_grad) on a bench model; prints one JSON object.
+"""Times PyTorch eager on the module behind an ONNX file (see runtime_models.torch_module_for):
+one thread (torch.set_num_threads(1)), torch.no_grad(), eval mode. Prints one JSON object.
 
-usage: torch_bench.py MODELS_DIR NAME BATCH SECONDS
+usage: torch_bench.py MODEL.onnx BATCH SECONDS
+           {"median_us", "p99_us", "iterations", "batch"}; exit status 3 with {"skip": reason}
+           when there is no PyTorch module for the file
+       torch_bench.py --describe MODEL.onnx...
+           one JSON object per line: {"path", "torch": true|false, "reason", "params", "macs"}
+           (params: the module's own parameters; MACs per sample of Conv2d and Linear layers)
+
+Warm-up is 0.2 s (at least 3 runs); then runs are timed one by one with perf_counter_ns for
+SECONDS (at least 20 runs). Run with Debian's /usr/bin/python3 (PyTorch 1.13).
 """
 import json
 import os
@@ -9,32 +18,96 @@ import sys
 import time
 
 import torch
+import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import runtime_models  # noqa: E402
 
+SKIP = 3
 
-def main():
-    models_dir, name, batch, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+
+def macs_per_sample(model, shape):
+    """MACs of the Conv2d and Linear layers for one sample (forward hooks)."""
+    total = [0]
+
+    def conv(m, inp, out):
+        kh, kw = m.kernel_size
+        total[0] += out[0].numel() * (m.in_channels // m.groups) * kh * kw
+
+    def linear(m, inp, out):
+        total[0] += m.in_features * m.out_features
+
+    hooks = []
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(conv))
+        elif isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(linear))
+    with torch.no_grad():
+        model(torch.zeros(1, *shape))
+    for h in hooks:
+        h.remove()
+    return total[0]
+
+
+def describe(paths):
+    for path in paths:
+        model, shape, reason = runtime_models.torch_module_for(path)
+        row = {"path": path, "torch": model is not None, "reason": reason}
+        if model is not None:
+            row["params"] = sum(p.numel() for p in model.parameters())
+            row["macs"] = macs_per_sample(model, shape)
+        print(json.dumps(row), flush=True)
+    return 0
+
+
+def percentile(sorted_times, q):
+    return sorted_times[min(len(sorted_times) - 1, max(0, -(-len(sorted_times) * q // 100) - 1))]
+
+
+def bench(path, batch, seconds):
     torch.set_num_threads(1)
-    model = runtime_models.build(name)
-    model.load_state_dict(torch.load(os.path.join(models_dir, name + ".pt")))
-    x = torch.rand(batch, 1, 28, 28)
+    torch.set_num_interop_threads(1)
+    model, shape, reason = runtime_models.torch_module_for(path)
+    if model is None:
+        print(json.dumps({"skip": reason}))
+        return SKIP
+    x = torch.rand(batch, *shape)
     times = []
     with torch.no_grad():
-        end = time.perf_counter() + 0.2
-        while time.perf_counter() < end:
+        end, warm = time.perf_counter() + 0.2, 0
+        while time.perf_counter() < end or warm < 3:
             model(x)
+            warm += 1
         end = time.perf_counter() + seconds
         while time.perf_counter() < end or len(times) < 20:
             t0 = time.perf_counter_ns()
             model(x)
             times.append((time.perf_counter_ns() - t0) / 1e3)
     times.sort()
-    p99 = times[min(len(times) - 1, int(0.99 * len(times) + 0.999) - 1)]
-    print(json.dumps({"median_us": times[len(times) // 2], "p99_us": p99,
-                      "iterations": len(times)}))
+    print(json.dumps({"median_us": times[len(times) // 2], "p99_us": percentile(times, 99),
+                      "iterations": len(times), "batch": batch}))
+    return 0
+
+
+def main(argv):
+    if len(argv) >= 2 and argv[0] == "--describe":
+        return describe(argv[1:])
+    if len(argv) != 3 or argv[0].startswith("-"):
+        sys.stderr.write(__doc__)
+        return 2
+    try:
+        batch, seconds = int(argv[1]), float(argv[2])
+    except ValueError:
+        batch = seconds = 0
+    if batch < 1 or not seconds > 0:
+        sys.stderr.write("torch_bench: BATCH must be a positive integer, SECONDS positive\n")
+        return 2
+    if not os.path.isfile(argv[0]):
+        sys.stderr.write("torch_bench: no such file: %s\n" % argv[0])
+        return 2
+    return bench(argv[0], batch, seconds)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))
