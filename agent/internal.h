@@ -47,6 +47,10 @@ typedef struct agent_model {
     size_t output_counts[AGENT_MAX_OUTPUTS];
     size_t n_outputs;
     int8_t *features; /* quantized second output (INT8 results); NULL without one */
+    /* Fixed int8 parameters from the metadata (feature_scale, feature_zero_point): a fusion
+     * head is trained on exactly these. Without them each result gets its own range. */
+    fleet_model_qparams feature_q;
+    bool feature_q_fixed;
     uint32_t latency_us;
 } agent_model;
 

@@ -1,6 +1,7 @@
 /* model.c: a loaded variant model, its input and output buffers, and its measured latency. */
 #include "internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +77,22 @@ static fleet_agent_status allocate_buffers(agent_model *m)
     return FLEET_AGENT_OK;
 }
 
+/* feature_scale > 0 and an integer feature_zero_point in [-128, 127], both or neither. */
+static void read_feature_qparams(agent_model *m)
+{
+    const char *scale = fleet_model_metadata(m->model, "feature_scale");
+    const char *zero = fleet_model_metadata(m->model, "feature_zero_point");
+    if (!scale || !zero)
+        return;
+    char *end_scale = NULL, *end_zero = NULL;
+    float s = strtof(scale, &end_scale);
+    long z = strtol(zero, &end_zero, 10);
+    if (*end_scale || *end_zero || !(s > 0.0f) || !isfinite(s) || z < -128 || z > 127)
+        return;
+    m->feature_q = (fleet_model_qparams){.scale = s, .zero_point = (int32_t)z};
+    m->feature_q_fixed = true;
+}
+
 fleet_agent_status agent_model_load(const fleet_agent *a, const uint8_t *data, size_t size,
                                     agent_model **out)
 {
@@ -93,6 +110,7 @@ fleet_agent_status agent_model_load(const fleet_agent *a, const uint8_t *data, s
     }
     if ((st = allocate_buffers(m)) != FLEET_AGENT_OK || (st = measure_latency(m)) != FLEET_AGENT_OK)
         goto fail;
+    read_feature_qparams(m);
     *out = m;
     return FLEET_AGENT_OK;
 fail:

@@ -50,7 +50,8 @@ static bool fill_features(const agent_variant *v, fleet_msg_result *res)
     if (m->n_outputs < 2 || !m->features)
         return false;
     size_t n = m->output_counts[1];
-    fleet_model_qparams q = fleet_model_qparams_for(m->outputs[1], n);
+    fleet_model_qparams q =
+        m->feature_q_fixed ? m->feature_q : fleet_model_qparams_for(m->outputs[1], n);
     fleet_model_quantize_int8(m->outputs[1], n, q, m->features);
     res->output = FLEET_OUTPUT_INT8;
     res->features = (fleet_tensor){.dtype = FLEET_DTYPE_I8,

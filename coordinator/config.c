@@ -52,6 +52,7 @@ static const fleet_conf_key coordinator_keys[] = {
     U32_KEY("max_pending", max_pending, 1, 1u << 20),
     STRING_KEY("mirror_topic", mirror_topic),
     STRING_KEY("input_filter", input_filter),
+    STRING_KEY("fusion_model", fusion_model),
     {"log_level", FLEET_CONF_LOG_LEVEL, offsetof(fleet_coordinator_config, log_level), 0, 0, 0},
 };
 
@@ -65,8 +66,10 @@ static int set_special(fleet_coordinator_config *c, const char *key, const char 
         c->n_variants++;
         return 0;
     }
-    if (strcmp(key, "rule") == 0)
-        return fleet_ensemble_rule_parse(value, &c->rule);
+    if (strcmp(key, "rule") == 0) {
+        c->fusion = strcmp(value, "fusion") == 0;
+        return c->fusion ? 0 : fleet_ensemble_rule_parse(value, &c->rule);
+    }
     if (strcmp(key, "input_format") == 0)
         return strcmp(value, "u8") == 0 || strcmp(value, "f32") == 0
                    ? fleet_conf_string(c->input_format, sizeof c->input_format, value)

@@ -72,8 +72,8 @@ static void publish_assignment(fleet_coordinator *c, coord_agent *a)
         av->variant = (uint32_t)v;
         snprintf(av->digest, sizeof av->digest, "%s", var->digest);
         av->model_bytes = var->size;
-        av->output = FLEET_OUTPUT_TOPK;
-        av->k = c->cfg.k ? c->cfg.k : (uint32_t)c->family.classes;
+        av->output = c->cfg.fusion ? FLEET_OUTPUT_INT8 : FLEET_OUTPUT_TOPK;
+        av->k = c->cfg.fusion ? 0 : c->cfg.k ? c->cfg.k : (uint32_t)c->family.classes;
         av->temperature = var->temperature;
     }
     char topic[FLEET_TOPICS_MAX_TOPIC];
@@ -389,6 +389,8 @@ fleet_coordinator_status fleet_coordinator_create(const fleet_coordinator_config
     if (st == FLEET_COORDINATOR_OK)
         st = coord_stream_init(&c->stream, c->cfg.stream, c->cfg.max_pending, c->family.count,
                                c->family.classes);
+    if (st == FLEET_COORDINATOR_OK && c->cfg.fusion)
+        st = coord_stream_enable_fusion(&c->stream, &c->family);
     if (st == FLEET_COORDINATOR_OK)
         st = connect_link(c);
     if (st == FLEET_COORDINATOR_OK)
@@ -399,7 +401,7 @@ fleet_coordinator_status fleet_coordinator_create(const fleet_coordinator_config
     }
     publish_state(c, true);
     LOG(c, 2, "serving stream '%s' with %zu variants (%s) at %s", c->cfg.stream, c->family.count,
-        fleet_ensemble_rule_name(c->cfg.rule), c->cfg.broker);
+        c->cfg.fusion ? "fusion" : fleet_ensemble_rule_name(c->cfg.rule), c->cfg.broker);
     *out = c;
     return FLEET_COORDINATOR_OK;
 }

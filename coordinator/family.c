@@ -66,6 +66,8 @@ static fleet_coordinator_status load_variant(const char *path, coord_variant *v,
     fleet_model_tensor_info out;
     fleet_model_output_info(m, 0, &out);
     v->classes = out.count;
+    if (fleet_model_output_count(m) > 1 && fleet_model_output_info(m, 1, &out) == FLEET_MODEL_OK)
+        v->feature_count = out.count;
     v->val_accuracy = meta_float(m, "val_accuracy", 1.0f);
     v->temperature = meta_float(m, "temperature", 1.0f);
     *resolution = meta_float(m, "input_resolution", 28.0f);
@@ -74,6 +76,47 @@ static fleet_coordinator_status load_variant(const char *path, coord_variant *v,
     if (v->classes == 0 || v->classes > COORD_MAX_CLASSES)
         return coord_fail(FLEET_COORDINATOR_EMODEL, "%s: %zu classes (1 to %d supported)", path,
                           v->classes, COORD_MAX_CLASSES);
+    return FLEET_COORDINATOR_OK;
+}
+
+/* The head takes the variants' features concatenated in variant order and gives class scores;
+ * the variants (loaded first) must all have features. */
+static fleet_coordinator_status load_fusion(const fleet_coordinator_config *cfg,
+                                            coord_family *family)
+{
+    if (!cfg->fusion_model[0])
+        return coord_fail(FLEET_COORDINATOR_EINVAL, "rule fusion needs a fusion_model");
+    size_t total = 0;
+    for (size_t i = 0; i < family->count; i++) {
+        coord_variant *v = &family->variants[i];
+        if (v->feature_count == 0 || v->feature_count > FLEET_TOPICS_MAX_TENSOR)
+            return coord_fail(FLEET_COORDINATOR_EMODEL,
+                              "%s: rule fusion needs a second output (the features)",
+                              cfg->variants[i]);
+        v->feature_offset = total;
+        total += v->feature_count;
+    }
+    fleet_coordinator_status st =
+        read_file(cfg->fusion_model, &family->fusion_bytes, &family->fusion_size);
+    if (st != FLEET_COORDINATOR_OK)
+        return st;
+    fleet_model *m = NULL;
+    if (fleet_model_load_buffer(family->fusion_bytes, family->fusion_size, NULL, &m) !=
+        FLEET_MODEL_OK)
+        return coord_fail(FLEET_COORDINATOR_EMODEL, "%s: %s", cfg->fusion_model,
+                          fleet_model_last_error());
+    fleet_model_tensor_info in, out;
+    fleet_model_input_info(m, 0, &in);
+    fleet_model_output_info(m, 0, &out);
+    family->fusion_inputs = in.count;
+    family->fusion_temperature = meta_float(m, "temperature", 1.0f);
+    size_t inputs = fleet_model_input_count(m);
+    fleet_model_destroy(m);
+    if (inputs != 1 || in.count != total || out.count != family->classes)
+        return coord_fail(FLEET_COORDINATOR_EMODEL,
+                          "%s: takes %zu input(s) of %zu values and gives %zu scores; the "
+                          "family has %zu feature values and %zu classes",
+                          cfg->fusion_model, inputs, in.count, out.count, total, family->classes);
     return FLEET_COORDINATOR_OK;
 }
 
@@ -102,12 +145,13 @@ fleet_coordinator_status coord_family_load(const fleet_coordinator_config *cfg,
         family->variants[i].vp_weight = resolution[i] / max_resolution * w * w;
     }
     family->classes = family->variants[0].classes;
-    return FLEET_COORDINATOR_OK;
+    return cfg->fusion ? load_fusion(cfg, family) : FLEET_COORDINATOR_OK;
 }
 
 void coord_family_free(coord_family *family)
 {
     for (size_t i = 0; i < family->count; i++)
         free(family->variants[i].bytes);
+    free(family->fusion_bytes);
     memset(family, 0, sizeof *family);
 }

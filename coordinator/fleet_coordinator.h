@@ -33,7 +33,10 @@ typedef struct fleet_coordinator_config {
     char stream[65];                                    /* the stream this coordinator serves */
     char variants[FLEET_COORDINATOR_MAX_VARIANTS][512]; /* the family's ONNX files */
     size_t n_variants;
-    fleet_ensemble_rule rule;
+    fleet_ensemble_rule rule;      /* a Top-k rule; ignored when fusion is set */
+    int fusion;                    /* rule = fusion: the agents publish int8 features and the
+                                      fusion_model head over their concatenation decides */
+    char fusion_model[512];        /* the head (fusion.onnx): input [1, sum of feature sizes] */
     uint32_t k;                    /* pairs each agent publishes (default: all classes) */
     uint32_t replication;          /* agents per variant (default 1) */
     uint32_t deadline_ms;          /* default answer budget when a request names none (1000) */

@@ -4,6 +4,7 @@
 
 #include "fleet_coordinator.h"
 #include "fleet_link.h"
+#include "fleet_models.h"
 #include "fleet_topics.h"
 
 #include <signal.h>
@@ -27,12 +28,18 @@ typedef struct coord_variant {
     float val_accuracy; /* from metadata, else 1 */
     float temperature;  /* from metadata, else 1 */
     size_t classes;
+    size_t feature_count;  /* its second output's elements (0: none) */
+    size_t feature_offset; /* where they start in the fusion head's input */
 } coord_variant;
 
 typedef struct coord_family {
     coord_variant variants[FLEET_COORDINATOR_MAX_VARIANTS];
     size_t count;
     size_t classes;
+    /* rule = fusion: the head's ONNX file (owned), its input size, its temperature */
+    uint8_t *fusion_bytes;
+    size_t fusion_size, fusion_inputs;
+    float fusion_temperature;
 } coord_family;
 
 fleet_coordinator_status coord_family_load(const fleet_coordinator_config *cfg,
@@ -91,6 +98,13 @@ typedef struct coord_stream {
     size_t n_free, variants, classes;
     double earliest_deadline_us; /* no pending request expires before this */
     double next_cleanup_us;
+    /* rule = fusion (coord_stream_enable_fusion): this stream's own instance of the head, and
+     * per pending request its input, the dequantized features (zeros for a missing variant) */
+    fleet_model *fusion;
+    float *features; /* max_pending blocks of fusion_inputs floats */
+    float *fusion_scores;
+    size_t fusion_inputs;
+    float fusion_temperature;
 } coord_stream;
 
 typedef struct coord_decision_sink {
@@ -112,6 +126,9 @@ typedef struct coord_stream_env {
 /* Memory is sized once: max_pending requests of `variants` results of up to `classes` pairs. */
 fleet_coordinator_status coord_stream_init(coord_stream *s, const char *name, size_t max_pending,
                                            size_t variants, size_t classes);
+/* From now on the stream takes int8 feature results only and decides with the family's
+ * fusion head (loaded here, one instance per stream). */
+fleet_coordinator_status coord_stream_enable_fusion(coord_stream *s, const coord_family *family);
 void coord_stream_free(coord_stream *s);
 void coord_stream_request(coord_stream *s, const coord_stream_env *env, const fleet_msg_request *r,
                           double arrival_us, double deadline_us, const char *response_topic,

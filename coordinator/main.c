@@ -30,7 +30,8 @@ static const char usage[] =
     "  --prefix PREFIX          topic prefix (default fleet/default)\n"
     "  --stream NAME            the stream to serve (default default)\n"
     "  --variant FILE.onnx      a variant of the family; repeat in order (variant 0 first)\n"
-    "  --rule RULE              mean-softmax | vp-topk | acc-weighted | majority\n"
+    "  --rule RULE              mean-softmax | vp-topk | acc-weighted | majority | fusion\n"
+    "  --fusion_model FILE.onnx the feature-fusion head (rule fusion)\n"
     "  --k K                    pairs each agent publishes (default: every class)\n"
     "  --replication R          agents per variant (default 1)\n"
     "  --deadline_ms MS         answer budget when a request names none (default 1000)\n"
@@ -54,6 +55,7 @@ int main(int argc, char **argv)
                                        "stream",
                                        "variant",
                                        "rule",
+                                       "fusion_model",
                                        "k",
                                        "replication",
                                        "deadline_ms",

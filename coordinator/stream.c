@@ -1,6 +1,7 @@
 /* stream.c: one stream's requests in flight: collecting variant results, deciding by deadline. */
 #include "internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,24 @@ fleet_coordinator_status coord_stream_init(coord_stream *s, const char *name, si
     return FLEET_COORDINATOR_OK;
 }
 
+fleet_coordinator_status coord_stream_enable_fusion(coord_stream *s, const coord_family *family)
+{
+    fleet_model_options o;
+    fleet_model_options_init(&o);
+    o.threads = 0; /* 30k MACs: a thread pool would cost more than it saves */
+    if (fleet_model_load_buffer(family->fusion_bytes, family->fusion_size, &o, &s->fusion) !=
+        FLEET_MODEL_OK)
+        return coord_fail(FLEET_COORDINATOR_EMODEL, "fusion head: %s", fleet_model_last_error());
+    s->fusion_inputs = family->fusion_inputs;
+    s->fusion_temperature = family->fusion_temperature;
+    s->features = calloc(s->max_pending * s->fusion_inputs, sizeof *s->features);
+    s->fusion_scores = calloc(s->classes, sizeof *s->fusion_scores);
+    if (!s->features || !s->fusion_scores)
+        return coord_fail(FLEET_COORDINATOR_ENOMEM, "out of memory for %zu pending feature sets",
+                          s->max_pending);
+    return FLEET_COORDINATOR_OK;
+}
+
 static void slot_clear(coord_pending *p)
 {
     free(p->response_topic);
@@ -72,13 +91,24 @@ void coord_stream_free(coord_stream *s)
     free(s->decided);
     free(s->scores);
     free(s->free_blocks);
+    fleet_model_destroy(s->fusion);
+    free(s->features);
+    free(s->fusion_scores);
     s->slots = NULL;
     s->decided = NULL;
+    s->fusion = NULL;
+    s->features = NULL;
+    s->fusion_scores = NULL;
 }
 
 static fleet_ensemble_score *block_of(const coord_stream *s, const coord_pending *p, size_t v)
 {
     return s->scores + ((size_t)p->block * s->variants + v) * s->classes;
+}
+
+static float *features_of(const coord_stream *s, const coord_pending *p)
+{
+    return s->features + (size_t)p->block * s->fusion_inputs;
 }
 
 static coord_pending *find(coord_stream *s, const char *id, uint64_t h)
@@ -141,6 +171,8 @@ static coord_pending *insert(coord_stream *s, const coord_stream_env *env, const
     p->state = SLOT_PENDING;
     p->hash = h;
     p->block = s->free_blocks[--s->n_free];
+    if (s->fusion) /* a variant that never answers counts as zeros (its zero point) */
+        memset(features_of(s, p), 0, s->fusion_inputs * sizeof *s->features);
     snprintf(p->id, sizeof p->id, "%s", id);
     s->count++;
     s->pending++;
@@ -173,7 +205,8 @@ static void fill_decision(const coord_stream *s, const coord_stream_env *env,
     snprintf(out->id, sizeof out->id, "%s", p->id);
     snprintf(out->stream, sizeof out->stream, "%s", s->name);
     snprintf(out->coordinator, sizeof out->coordinator, "%s", env->coordinator_id);
-    snprintf(out->rule, sizeof out->rule, "%s", fleet_ensemble_rule_name(env->rule));
+    snprintf(out->rule, sizeof out->rule, "%s",
+             s->fusion ? "fusion" : fleet_ensemble_rule_name(env->rule));
     out->cls = d->cls;
     out->confidence = d->confidence;
     fleet_ensemble_score top[5];
@@ -195,11 +228,29 @@ static void fill_decision(const coord_stream *s, const coord_stream_env *env,
     out->aggregate_us = (uint32_t)aggregate_us;
 }
 
-static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *p, double now_us)
+/* The head over the dequantized features: softmax(scores / T), its best class. Nothing
+ * answered (or the head failed, which a loaded head does not): no class. */
+static void decide_fusion(coord_stream *s, const coord_pending *p, float *combined,
+                          fleet_ensemble_decision *d)
 {
-    double t0 = fleet_link_now_us();
+    const float *ins[1] = {features_of(s, p)};
+    float *outs[1] = {s->fusion_scores};
+    *d = (fleet_ensemble_decision){.cls = -1};
+    memset(combined, 0, s->classes * sizeof *combined);
+    if (!p->answered || fleet_model_run(s->fusion, ins, outs) != FLEET_MODEL_OK)
+        return;
+    memcpy(combined, s->fusion_scores, s->classes * sizeof *combined);
+    fleet_ensemble_softmax(combined, s->classes, s->fusion_temperature);
+    fleet_ensemble_score best;
+    fleet_ensemble_topk(combined, s->classes, 1, &best);
+    *d = (fleet_ensemble_decision){
+        .cls = best.cls, .confidence = best.prob, .used = (size_t)__builtin_popcount(p->answered)};
+}
+
+static void decide_topk(const coord_stream *s, const coord_stream_env *env, const coord_pending *p,
+                        float *combined, fleet_ensemble_decision *d)
+{
     fleet_ensemble_vote votes[FLEET_COORDINATOR_MAX_VARIANTS];
-    float combined[COORD_MAX_CLASSES];
     size_t n = 0;
     for (size_t v = 0; v < env->family->count; v++) {
         if (!(p->answered >> v & 1u))
@@ -209,8 +260,18 @@ static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *
             block_of(s, p, v), p->k[v],
             env->rule == FLEET_ENSEMBLE_ACC_WEIGHTED ? var->val_accuracy : var->vp_weight};
     }
+    fleet_ensemble_decide(env->rule, votes, n, env->family->classes, combined, d);
+}
+
+static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *p, double now_us)
+{
+    double t0 = fleet_link_now_us();
+    float combined[COORD_MAX_CLASSES];
     fleet_ensemble_decision d;
-    fleet_ensemble_decide(env->rule, votes, n, env->family->classes, combined, &d);
+    if (s->fusion)
+        decide_fusion(s, p, combined, &d);
+    else
+        decide_topk(s, env, p, combined, &d);
     fleet_msg_decision msg;
     fill_decision(s, env, p, &d, combined, now_us, fleet_link_now_us() - t0, &msg);
     env->stats->decisions++;
@@ -261,12 +322,26 @@ void coord_stream_request(coord_stream *s, const coord_stream_env *env, const fl
     maybe_decide(s, env, p, arrival_us);
 }
 
+/* Top-k pairs for a Top-k rule; for fusion int8 features of exactly the variant's size, with a
+ * finite positive scale and a zero point in the int8 range. */
+static bool result_fits(const coord_stream *s, const coord_stream_env *env,
+                        const fleet_msg_result *r)
+{
+    if (r->variant >= env->family->count)
+        return false;
+    if (!s->fusion)
+        return r->output == FLEET_OUTPUT_TOPK && r->k <= COORD_MAX_CLASSES;
+    const fleet_tensor *t = &r->features;
+    return r->output == FLEET_OUTPUT_INT8 && t->dtype == FLEET_DTYPE_I8 &&
+           t->size == env->family->variants[r->variant].feature_count && t->scale > 0.0f &&
+           isfinite(t->scale) && t->zero_point >= -128 && t->zero_point <= 127;
+}
+
 void coord_stream_result(coord_stream *s, const coord_stream_env *env, const fleet_msg_result *r,
                          double now_us, double default_deadline_us)
 {
     env->stats->results++;
-    if (r->variant >= env->family->count || r->output != FLEET_OUTPUT_TOPK ||
-        r->k > COORD_MAX_CLASSES) {
+    if (!result_fits(s, env, r)) {
         env->stats->bad_messages++;
         return;
     }
@@ -288,11 +363,18 @@ void coord_stream_result(coord_stream *s, const coord_stream_env *env, const fle
         return;
     }
     p->answered |= 1u << r->variant;
-    size_t k = r->k < s->classes ? r->k : s->classes; /* more pairs than classes: not valid */
-    fleet_ensemble_score *scores = block_of(s, p, r->variant);
-    p->k[r->variant] = (uint8_t)k;
-    for (size_t i = 0; i < k; i++)
-        scores[i] = (fleet_ensemble_score){r->classes[i], r->probs[i]};
+    if (s->fusion) {
+        const coord_variant *var = &env->family->variants[r->variant];
+        fleet_model_qparams q = {r->features.scale, r->features.zero_point};
+        fleet_model_dequantize_int8((const int8_t *)r->features.data, var->feature_count, q,
+                                    features_of(s, p) + var->feature_offset);
+    } else {
+        size_t k = r->k < s->classes ? r->k : s->classes; /* more pairs than classes: invalid */
+        fleet_ensemble_score *scores = block_of(s, p, r->variant);
+        p->k[r->variant] = (uint8_t)k;
+        for (size_t i = 0; i < k; i++)
+            scores[i] = (fleet_ensemble_score){r->classes[i], r->probs[i]};
+    }
     if (r->infer_us > p->slowest_infer_us)
         p->slowest_infer_us = r->infer_us;
     maybe_decide(s, env, p, now_us);

@@ -63,7 +63,9 @@ static const char demo_usage[] =
     "images) at --rate requests/s (default: as fast as --window requests in flight allow,\n"
     "default 16), and prints accuracy, degraded share, latency percentiles, decisions/s and\n"
     "each agent's variants. --kill-agent-after N kills an agent (SIGKILL) after N requests to\n"
-    "show failover. --json prints one summary object instead of the table.\n";
+    "show failover. --json prints one summary object instead of the table. --rule is one of\n"
+    "mean-softmax (default), vp-topk, acc-weighted, majority, or fusion (the agents send int8\n"
+    "features and the coordinator runs DIR/fusion.onnx on them).\n";
 
 static int parse_args(int argc, char **argv, demo_args *a)
 {
@@ -202,6 +204,12 @@ static int start_coordinator(demo_run *r)
         }
         argv[n++] = "--variant";
         argv[n++] = variants[v];
+    }
+    char head[600];
+    if (strcmp(r->a.rule, "fusion") == 0) { /* the head that goes with the family */
+        snprintf(head, sizeof head, "%s/fusion.onnx", r->a.models);
+        argv[n++] = "--fusion_model";
+        argv[n++] = head;
     }
     argv[n] = NULL;
     r->coordinator = spawn(r, "coordinator", argv);

@@ -7,6 +7,7 @@
 
 #include "internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -231,6 +232,82 @@ static void test_stream_deadline_degrades_and_bounds_memory(void **state)
     coord_stream_free(&s);
 }
 
+/* int8 features of variant v of the zoo family: all at level q. */
+static fleet_msg_result features_result(const char *id, uint32_t variant, const int8_t *q,
+                                        size_t count)
+{
+    fleet_msg_result r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.id, sizeof r.id, "%s", id);
+    r.variant = variant;
+    r.output = FLEET_OUTPUT_INT8;
+    r.features = (fleet_tensor){.dtype = FLEET_DTYPE_I8,
+                                .scale = 0.05f,
+                                .zero_point = -128,
+                                .shape = {(uint32_t)count},
+                                .rank = 1,
+                                .data = (const uint8_t *)q,
+                                .size = count};
+    return r;
+}
+
+/* rule fusion on the committed zoo: only well-formed feature results count; a missing variant
+ * is zeros, and the decision says which. */
+static void test_stream_fusion_checks_features(void **state)
+{
+    (void)state;
+    fleet_coordinator_config cfg;
+    fleet_coordinator_config_init(&cfg);
+    for (int v = 0; v < 4; v++)
+        snprintf(cfg.variants[cfg.n_variants++], sizeof cfg.variants[0],
+                 "models/zoo/variant-%d.onnx", v);
+    assert_int_equal(fleet_coordinator_config_set(&cfg, "rule", "fusion"), FLEET_COORDINATOR_OK);
+    coord_family f;
+    assert_int_equal(coord_family_load(&cfg, &f), FLEET_COORDINATOR_EINVAL); /* no head */
+    coord_family_free(&f);
+    snprintf(cfg.fusion_model, sizeof cfg.fusion_model, "models/zoo/variant-0.onnx");
+    assert_int_equal(coord_family_load(&cfg, &f), FLEET_COORDINATOR_EMODEL); /* not a head */
+    coord_family_free(&f);
+    snprintf(cfg.fusion_model, sizeof cfg.fusion_model, "models/zoo/fusion.onnx");
+    assert_int_equal(coord_family_load(&cfg, &f), FLEET_COORDINATOR_OK);
+    fleet_coordinator_stats stats;
+    memset(&stats, 0, sizeof stats);
+    coord_stream s;
+    assert_int_equal(coord_stream_init(&s, "s", 4, f.count, f.classes), FLEET_COORDINATOR_OK);
+    assert_int_equal(coord_stream_enable_fusion(&s, &f), FLEET_COORDINATOR_OK);
+    coord_stream_env env = {&f, FLEET_ENSEMBLE_MEAN_SOFTMAX, "c1", 0xF, {record, NULL}, &stats};
+    fleet_msg_request req;
+    memset(&req, 0, sizeof req);
+    snprintf(req.id, sizeof req.id, "r1");
+    delivered = 0;
+    coord_stream_request(&s, &env, &req, 0, 5000, NULL, NULL, 0);
+    int8_t q[512];
+    memset(q, -100, sizeof q);
+    fleet_msg_result r = result("r1", 0, 3, 0.9f); /* Top-k pairs: not what fusion takes */
+    coord_stream_result(&s, &env, &r, 10, 1e6);
+    r = features_result("r1", 0, q, f.variants[0].feature_count + 1); /* wrong size */
+    coord_stream_result(&s, &env, &r, 11, 1e6);
+    r = features_result("r1", 0, q, f.variants[0].feature_count);
+    r.features.scale = NAN;
+    coord_stream_result(&s, &env, &r, 12, 1e6);
+    assert_int_equal(stats.bad_messages, 3);
+    for (uint32_t v = 0; v < 3; v++) { /* variant 3 never answers */
+        r = features_result("r1", v, q, f.variants[v].feature_count);
+        coord_stream_result(&s, &env, &r, 20 + v, 1e6);
+    }
+    assert_int_equal(delivered, 0);
+    coord_stream_sweep(&s, &env, 6000);
+    assert_int_equal(delivered, 1);
+    assert_true(last.degraded);
+    assert_string_equal(last.rule, "fusion");
+    assert_true(last.cls >= 0 && last.cls < 10);
+    assert_true(last.confidence > 0.0f && last.confidence <= 1.0f);
+    assert_int_equal(last.n_used, 3);
+    assert_int_equal(last.missing[0], 3);
+    coord_stream_free(&s);
+    coord_family_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_heartbeat_timeout),
         cmocka_unit_test(test_assignment_covers_moves_little_and_fails_over),
         cmocka_unit_test(test_stream_decides_dedups_and_ignores_late),
+        cmocka_unit_test(test_stream_fusion_checks_features),
         cmocka_unit_test(test_stream_deadline_degrades_and_bounds_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

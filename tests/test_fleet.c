@@ -79,9 +79,9 @@ static void start_agent(int i)
     fx.agents[i] = spawn(argv, log);
 }
 
-/* extra1/extra2: the coordinator's input_filter and mirror_topic, or NULL. */
-static void start_coordinator_with(const char *rule, const char *replication, const char *extra1,
-                                   const char *extra2)
+/* extra: more "--flag", "value" pairs, NULL-terminated (or NULL). */
+static void start_coordinator_with(const char *rule, const char *replication,
+                                   const char *const *extra)
 {
     char v[N_VARIANTS][600], log[128];
     for (int i = 0; i < N_VARIANTS; i++)
@@ -111,19 +111,15 @@ static void start_coordinator_with(const char *rule, const char *replication, co
         argv[n++] = "--variant";
         argv[n++] = v[i];
     }
-    if (extra1) {
-        argv[n++] = "--input_filter";
-        argv[n++] = (char *)extra1;
-        argv[n++] = "--mirror_topic";
-        argv[n++] = (char *)extra2;
-    }
+    for (size_t i = 0; extra && extra[i] && n < 38; i++)
+        argv[n++] = (char *)extra[i];
     argv[n] = NULL;
     fx.coordinator = spawn(argv, log);
 }
 
 static void start_coordinator(const char *rule, const char *replication)
 {
-    start_coordinator_with(rule, replication, NULL, NULL);
+    start_coordinator_with(rule, replication, NULL);
 }
 
 static void stop_fleet(void)
@@ -139,6 +135,14 @@ static void stop_fleet(void)
         waitpid(fx.coordinator, NULL, 0);
         fx.coordinator = 0;
     }
+}
+
+/* A failed test leaves its fleet running; the next one starts from none. */
+static int stop_fleet_after(void **state)
+{
+    (void)state;
+    stop_fleet();
+    return 0;
 }
 
 static int setup(void **state)
@@ -305,6 +309,93 @@ static void test_500_decisions_match_offline_ensemble(void **state)
     stop_fleet();
 }
 
+/* The fusion head over int8 features, computed here as the fleet must: each variant's features
+ * quantized with its metadata's parameters, dequantized, concatenated, the head, softmax / T. */
+static void offline_fusion(fleet_model *const *models, fleet_model *head, size_t index, int *cls,
+                           float *confidence)
+{
+    float x[784], outs[N_VARIANTS][2][512], joined[4 * 512], scores[10];
+    int8_t q[512];
+    size_t off = 0;
+    for (size_t i = 0; i < 784; i++) /* as the agent reads a u8 tensor of scale 1/255 */
+        x[i] = (1.0f / 255.0f) * (float)fx.data.pixels[index * 784 + i];
+    for (int v = 0; v < N_VARIANTS; v++) {
+        const float *ins[1] = {x};
+        float *o[2] = {outs[v][0], outs[v][1]};
+        assert_int_equal(fleet_model_run(models[v], ins, o), FLEET_MODEL_OK);
+        fleet_model_tensor_info info;
+        fleet_model_output_info(models[v], 1, &info);
+        assert_true(info.count <= 512);
+        fleet_model_qparams qp = {meta(models[v], "feature_scale", 0.0f),
+                                  (int32_t)meta(models[v], "feature_zero_point", 0.0f)};
+        assert_true(qp.scale > 0.0f);
+        fleet_model_quantize_int8(outs[v][1], info.count, qp, q);
+        fleet_model_dequantize_int8(q, info.count, qp, joined + off);
+        off += info.count;
+    }
+    const float *ins[1] = {joined};
+    float *o[1] = {scores};
+    assert_int_equal(fleet_model_run(head, ins, o), FLEET_MODEL_OK);
+    fleet_ensemble_softmax(scores, 10, meta(head, "temperature", 1.0f));
+    fleet_ensemble_score best;
+    fleet_ensemble_topk(scores, 10, 1, &best);
+    *cls = best.cls;
+    *confidence = best.prob;
+}
+
+/* rule fusion: the agents send int8 features, the coordinator's head decides, exactly as the
+ * offline computation does. */
+static void test_fusion_decisions_match_offline(void **state)
+{
+    (void)state;
+    enum { count = 200, window = 16 };
+    char head_path[600];
+    snprintf(head_path, sizeof head_path, "%s/fusion.onnx", fx.zoo);
+    const char *const extra[] = {"--fusion_model", head_path, NULL};
+    start_coordinator_with("fusion", "1", extra);
+    for (int i = 0; i < N_AGENTS; i++)
+        start_agent(i);
+    wait_until_healthy();
+    fleet_model *models[N_VARIANTS], *head = NULL;
+    for (int v = 0; v < N_VARIANTS; v++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/variant-%d.onnx", fx.zoo, v);
+        assert_int_equal(fleet_model_load_file(path, NULL, &models[v]), FLEET_MODEL_OK);
+    }
+    assert_int_equal(fleet_model_load_file(head_path, NULL, &head), FLEET_MODEL_OK);
+    static int seen[count];
+    memset(seen, 0, sizeof seen);
+    size_t sent = 0, got = 0;
+    while (got < count) {
+        while (sent < count && sent - got < window) {
+            char id[32];
+            snprintf(id, sizeof id, "img-%zu", sent);
+            send_image(sent++, id);
+        }
+        fleet_msg_decision d;
+        if (!next_decision(5000, &d))
+            fail_msg("only %zu of %d decisions arrived", got, count);
+        size_t index;
+        if (sscanf(d.id, "img-%zu", &index) != 1)
+            continue;
+        assert_true(index < count && !seen[index]);
+        seen[index] = 1;
+        got++;
+        assert_false(d.degraded);
+        assert_string_equal(d.rule, "fusion");
+        int cls;
+        float confidence;
+        offline_fusion(models, head, index, &cls, &confidence);
+        if (d.cls != cls || fabsf(d.confidence - confidence) > 1e-6f)
+            fail_msg("image %zu: fleet decided %d (%.7f), offline %d (%.7f)", index, d.cls,
+                     (double)d.confidence, cls, (double)confidence);
+    }
+    for (int v = 0; v < N_VARIANTS; v++)
+        fleet_model_destroy(models[v]);
+    fleet_model_destroy(head);
+    stop_fleet();
+}
+
 /* kill -9 of an agent mid-run: every request is still answered, and degraded answers stop
  * once its variant has been reassigned and loaded elsewhere. */
 static void test_kill_agent_every_request_answered(void **state)
@@ -433,7 +524,9 @@ static void test_third_party_client_gets_decision(void **state)
 static void test_existing_topics_in_json_out(void **state)
 {
     (void)state;
-    start_coordinator_with("mean-softmax", "1", "cameras/+/frame", "mirror/line-1");
+    const char *const extra[] = {"--input_filter", "cameras/+/frame", "--mirror_topic",
+                                 "mirror/line-1", NULL};
+    start_coordinator_with("mean-softmax", "1", extra);
     for (int i = 0; i < N_AGENTS; i++)
         start_agent(i);
     wait_until_healthy();
@@ -468,10 +561,11 @@ static void test_existing_topics_in_json_out(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_500_decisions_match_offline_ensemble),
-        cmocka_unit_test(test_kill_agent_every_request_answered),
-        cmocka_unit_test(test_third_party_client_gets_decision),
-        cmocka_unit_test(test_existing_topics_in_json_out),
+        cmocka_unit_test_teardown(test_500_decisions_match_offline_ensemble, stop_fleet_after),
+        cmocka_unit_test_teardown(test_fusion_decisions_match_offline, stop_fleet_after),
+        cmocka_unit_test_teardown(test_kill_agent_every_request_answered, stop_fleet_after),
+        cmocka_unit_test_teardown(test_third_party_client_gets_decision, stop_fleet_after),
+        cmocka_unit_test_teardown(test_existing_topics_in_json_out, stop_fleet_after),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
