@@ -15,10 +15,9 @@
 static size_t decisions;
 
 /* Encodes the decision as the coordinator would before publishing it. */
-static void encode_decision(void *ctx, const fleet_msg_decision *d, const char *topic,
-                            const uint8_t *correlation, size_t len)
+static void encode_decision(void *ctx, const fleet_msg_decision *d, const coord_reply *reply)
 {
-    (void)ctx, (void)topic, (void)correlation, (void)len;
+    (void)ctx, (void)reply;
     uint8_t *buf = NULL;
     size_t n = 0;
     if (fleet_msg_decision_encode(d, &buf, &n) == FLEET_TOPICS_OK)
@@ -70,7 +69,8 @@ static double aggregation_rate(void)
         memset(&req, 0, sizeof req);
         snprintf(req.id, sizeof req.id, "req-%d", i);
         double now = fleet_link_now_us();
-        coord_stream_request(&s, &env, &req, now, now + 1e6, "reply/x", NULL, 0);
+        coord_reply reply = {"reply/x", NULL, 0, 0};
+        coord_stream_request(&s, &env, &req, now, now + 1e6, &reply);
         for (int v = 0; v < VARIANTS; v++) {
             fleet_msg_result r;
             fleet_msg_result_decode(wire[i * VARIANTS + v], lens[i * VARIANTS + v], &r);

@@ -93,22 +93,22 @@ static uint32_t serving_mask(const fleet_coordinator *c)
     return mask;
 }
 
-static void deliver_decision(void *ctx, const fleet_msg_decision *d, const char *response_topic,
-                             const uint8_t *correlation, size_t correlation_len)
+static void deliver_decision(void *ctx, const fleet_msg_decision *d, const coord_reply *reply)
 {
     fleet_coordinator *c = ctx;
     char topic[FLEET_TOPICS_MAX_TOPIC];
-    const char *to = response_topic;
+    const char *to = reply->topic;
     if (!to) {
         fleet_topic_build(c->cfg.prefix, FLEET_TOPIC_STREAM_DECISION, d->stream, topic,
                           sizeof topic);
         to = topic;
     }
-    fleet_link_props props = {.correlation = correlation, .correlation_len = correlation_len};
+    fleet_link_props props = {.correlation = reply->correlation,
+                              .correlation_len = reply->correlation_len};
     uint8_t *buf = NULL;
     size_t len = 0;
     fleet_topics_status st = fleet_msg_decision_encode(d, &buf, &len);
-    publish_encoded(c, to, st, buf, len, 1, 0, correlation ? &props : NULL);
+    publish_encoded(c, to, st, buf, len, reply->qos, 0, reply->correlation ? &props : NULL);
     if (c->cfg.mirror_topic[0]) {
         char *json = NULL;
         if (fleet_msg_decision_to_json(d, &json) == FLEET_TOPICS_OK)
@@ -225,8 +225,9 @@ static void on_request(fleet_coordinator *c, const fleet_link_message *m)
         return;
     }
     coord_stream_env env = stream_env(c);
+    coord_reply reply = {m->response_topic, m->correlation, m->correlation_len, m->qos > 0};
     coord_stream_request(&c->stream, &env, &r, m->received_us, request_deadline_us(c, m, &r),
-                         m->response_topic, m->correlation, m->correlation_len);
+                         &reply);
 }
 
 static void on_result(fleet_coordinator *c, const fleet_link_message *m)

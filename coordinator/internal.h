@@ -107,10 +107,19 @@ typedef struct coord_stream {
     float fusion_temperature;
 } coord_stream;
 
+/* Where a decision goes: the request's MQTT v5 response topic (NULL: the stream's decision
+ * topic) and correlation data, at the QoS the request arrived with (the requester chose the
+ * guarantee; a QoS 0 request gets a QoS 0 decision and costs no acknowledgement). */
+typedef struct coord_reply {
+    const char *topic;
+    const uint8_t *correlation;
+    size_t correlation_len;
+    int qos;
+} coord_reply;
+
 typedef struct coord_decision_sink {
     /* Called with each finished decision and where it goes; returns nothing. */
-    void (*deliver)(void *ctx, const fleet_msg_decision *d, const char *response_topic,
-                    const uint8_t *correlation, size_t correlation_len);
+    void (*deliver)(void *ctx, const fleet_msg_decision *d, const coord_reply *reply);
     void *ctx;
 } coord_decision_sink;
 
@@ -131,8 +140,7 @@ fleet_coordinator_status coord_stream_init(coord_stream *s, const char *name, si
 fleet_coordinator_status coord_stream_enable_fusion(coord_stream *s, const coord_family *family);
 void coord_stream_free(coord_stream *s);
 void coord_stream_request(coord_stream *s, const coord_stream_env *env, const fleet_msg_request *r,
-                          double arrival_us, double deadline_us, const char *response_topic,
-                          const uint8_t *correlation, size_t correlation_len);
+                          double arrival_us, double deadline_us, const coord_reply *reply);
 void coord_stream_result(coord_stream *s, const coord_stream_env *env, const fleet_msg_result *r,
                          double now_us, double default_deadline_us);
 /* Decides what reached its deadline or can no longer grow; forgets old decisions. */

@@ -24,6 +24,7 @@ struct coord_pending {
     char *response_topic; /* owned */
     uint8_t *correlation; /* owned */
     size_t correlation_len;
+    int reply_qos;
 };
 
 static uint64_t hash_id(const char *id)
@@ -276,9 +277,10 @@ static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *
     fill_decision(s, env, p, &d, combined, now_us, fleet_link_now_us() - t0, &msg);
     env->stats->decisions++;
     env->stats->degraded += msg.degraded;
-    if (p->has_request)
-        env->sink.deliver(env->sink.ctx, &msg, p->response_topic, p->correlation,
-                          p->correlation_len);
+    if (p->has_request) {
+        coord_reply reply = {p->response_topic, p->correlation, p->correlation_len, p->reply_qos};
+        env->sink.deliver(env->sink.ctx, &msg, &reply);
+    }
     p->state = SLOT_DECIDED;
     s->pending--;
     s->free_blocks[s->n_free++] = p->block;
@@ -298,8 +300,7 @@ static void maybe_decide(coord_stream *s, const coord_stream_env *env, coord_pen
 }
 
 void coord_stream_request(coord_stream *s, const coord_stream_env *env, const fleet_msg_request *r,
-                          double arrival_us, double deadline_us, const char *response_topic,
-                          const uint8_t *correlation, size_t correlation_len)
+                          double arrival_us, double deadline_us, const coord_reply *reply)
 {
     uint64_t h = hash_id(r->id);
     coord_pending *p = find(s, r->id, h);
@@ -313,11 +314,12 @@ void coord_stream_request(coord_stream *s, const coord_stream_env *env, const fl
     p->deadline_us = deadline_us;
     if (deadline_us < s->earliest_deadline_us)
         s->earliest_deadline_us = deadline_us;
-    if (response_topic)
-        p->response_topic = strdup(response_topic);
-    if (correlation && (p->correlation = malloc(correlation_len + 1))) {
-        memcpy(p->correlation, correlation, correlation_len);
-        p->correlation_len = correlation_len;
+    p->reply_qos = reply->qos;
+    if (reply->topic)
+        p->response_topic = strdup(reply->topic);
+    if (reply->correlation && (p->correlation = malloc(reply->correlation_len + 1))) {
+        memcpy(p->correlation, reply->correlation, reply->correlation_len);
+        p->correlation_len = reply->correlation_len;
     }
     maybe_decide(s, env, p, arrival_us);
 }

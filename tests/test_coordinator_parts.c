@@ -128,13 +128,16 @@ static fleet_msg_decision last;
 static int delivered;
 static char last_topic[128];
 
-static void record(void *ctx, const fleet_msg_decision *d, const char *topic,
-                   const uint8_t *correlation, size_t len)
+static int last_qos;
+static const coord_reply no_reply = {NULL, NULL, 0, 0};
+
+static void record(void *ctx, const fleet_msg_decision *d, const coord_reply *reply)
 {
-    (void)ctx, (void)correlation, (void)len;
+    (void)ctx;
     last = *d;
     delivered++;
-    snprintf(last_topic, sizeof last_topic, "%s", topic ? topic : "");
+    last_qos = reply->qos;
+    snprintf(last_topic, sizeof last_topic, "%s", reply->topic ? reply->topic : "");
 }
 
 static fleet_msg_result result(const char *id, uint32_t variant, uint16_t top, float p)
@@ -167,7 +170,8 @@ static void test_stream_decides_dedups_and_ignores_late(void **state)
     memset(&req, 0, sizeof req);
     snprintf(req.id, sizeof req.id, "r1");
     delivered = 0;
-    coord_stream_request(&s, &env, &req, 0, 1e6, "reply/x", (const uint8_t *)"c", 1);
+    coord_reply reply = {"reply/x", (const uint8_t *)"c", 1, 1};
+    coord_stream_request(&s, &env, &req, 0, 1e6, &reply);
     fleet_msg_result r = result("r1", 0, 3, 0.9f);
     coord_stream_result(&s, &env, &r, 10, 1e6);
     coord_stream_result(&s, &env, &r, 11, 1e6); /* a replica of variant 0 */
@@ -182,6 +186,7 @@ static void test_stream_decides_dedups_and_ignores_late(void **state)
     assert_false(last.degraded);
     assert_int_equal(last.n_used, 3);
     assert_string_equal(last_topic, "reply/x");
+    assert_int_equal(last_qos, 1); /* as the request came */
     assert_int_equal(last.slowest_infer_us, 102);
     coord_stream_result(&s, &env, &r, 20, 1e6); /* after the decision */
     assert_int_equal(stats.late_results, 1);
@@ -203,7 +208,7 @@ static void test_stream_deadline_degrades_and_bounds_memory(void **state)
     memset(&req, 0, sizeof req);
     delivered = 0;
     snprintf(req.id, sizeof req.id, "slow");
-    coord_stream_request(&s, &env, &req, 0, 5000, NULL, NULL, 0);
+    coord_stream_request(&s, &env, &req, 0, 5000, &no_reply);
     fleet_msg_result r = result("slow", 1, 7, 0.8f);
     coord_stream_result(&s, &env, &r, 100, 1e6);
     coord_stream_sweep(&s, &env, 4000);
@@ -217,14 +222,14 @@ static void test_stream_deadline_degrades_and_bounds_memory(void **state)
     /* Nothing can answer: decided at once, degraded, class -1. */
     env.expected = 0;
     snprintf(req.id, sizeof req.id, "orphan");
-    coord_stream_request(&s, &env, &req, 11000, 19000, NULL, NULL, 0);
+    coord_stream_request(&s, &env, &req, 11000, 19000, &no_reply);
     assert_int_equal(delivered, 2);
     assert_int_equal(last.cls, -1);
     /* More requests than max_pending: the oldest are decided early, never more held. */
     env.expected = 0x3;
     for (int i = 0; i < 20; i++) {
         snprintf(req.id, sizeof req.id, "flood-%d", i);
-        coord_stream_request(&s, &env, &req, 20000 + i, 1e9, NULL, NULL, 0);
+        coord_stream_request(&s, &env, &req, 20000 + i, 1e9, &no_reply);
         if (!(s.pending <= 4 && s.count <= 8)) /* in flight, plus remembered decisions */
             fail_msg("pending %zu count %zu decided %zu", s.pending, s.count, s.decided_count);
     }
@@ -280,7 +285,7 @@ static void test_stream_fusion_checks_features(void **state)
     memset(&req, 0, sizeof req);
     snprintf(req.id, sizeof req.id, "r1");
     delivered = 0;
-    coord_stream_request(&s, &env, &req, 0, 5000, NULL, NULL, 0);
+    coord_stream_request(&s, &env, &req, 0, 5000, &no_reply);
     int8_t q[512];
     memset(q, -100, sizeof q);
     fleet_msg_result r = result("r1", 0, 3, 0.9f); /* Top-k pairs: not what fusion takes */
