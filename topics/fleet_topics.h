@@ -91,7 +91,8 @@ typedef struct fleet_model_latency {
 /* Agent birth: published retained on <p>/agent/<agent>/state when the agent connects. */
 typedef struct fleet_msg_birth {
     char agent[FLEET_TOPICS_MAX_ID + 1];
-    uint64_t bdseq; /* birth/death sequence: grows with every (re)connect */
+    uint64_t bdseq; /* birth/death sequence: grows with every agent start (a reconnect
+                       reuses it: the will, fixed at connect, carries it too) */
     uint32_t cores;
     char cpu[64]; /* e.g. "x86_64 avx2 avx512f" */
     uint32_t memory_mb;
