@@ -70,6 +70,8 @@ static fleet_agent_status build_topics(fleet_agent *a)
     return FLEET_AGENT_OK;
 }
 
+static bool deliver_message(void *ctx, fleet_link_message *m);
+
 /* The will: the broker publishes this retained death if the session vanishes. */
 static fleet_agent_status connect_link(fleet_agent *a)
 {
@@ -90,6 +92,8 @@ static fleet_agent_status connect_link(fleet_agent *a)
     o.will_len = len;
     o.will_qos = 1;
     o.will_retained = 1;
+    o.deliver = deliver_message;
+    o.deliver_ctx = a;
     fleet_link_status ls = fleet_link_create(&o, &a->link);
     free(buf);
     if (ls != FLEET_LINK_OK)
@@ -152,17 +156,27 @@ static void dispatch(fleet_agent *a, fleet_link_message *m)
     if (fleet_topic_parse(a->cfg.prefix, m->topic, &kind, id) != FLEET_TOPICS_OK)
         kind = FLEET_TOPIC_STREAM_DECISION; /* nothing the agent listens to */
     bool mine = strcmp(id, a->cfg.id) == 0;
-    if (kind == FLEET_TOPIC_STREAM_REQUEST && strcmp(id, a->stream) == 0 && any_ready(a)) {
-        agent_queue_push(a, m); /* the queue owns it now */
-        return;
-    }
     if (kind == FLEET_TOPIC_AGENT_ASSIGNMENT && mine)
         agent_on_assignment(a, m);
     else if (kind == FLEET_TOPIC_AGENT_CHUNK && mine)
         agent_on_chunk(a, m);
     else if (kind == FLEET_TOPIC_COORDINATOR_STATE)
         agent_on_coordinator(a, m);
-    fleet_link_message_free(m); /* requests of streams this agent no longer serves included */
+    fleet_link_message_free(m);
+}
+
+/* Paho's receive thread: requests go straight to the work queue (no hop through the main
+ * thread); everything else to the main thread. */
+static bool deliver_message(void *ctx, fleet_link_message *m)
+{
+    fleet_agent *a = ctx;
+    fleet_topic_kind kind;
+    char stream[FLEET_TOPICS_MAX_ID + 1];
+    if (fleet_topic_parse(a->cfg.prefix, m->topic, &kind, stream) != FLEET_TOPICS_OK ||
+        kind != FLEET_TOPIC_STREAM_REQUEST)
+        return false;
+    agent_queue_offer(a, stream, m);
+    return true;
 }
 
 /* A new broker session (fleet_link reconnects and resubscribes by itself) needs a new birth:
@@ -198,6 +212,8 @@ fleet_agent_status fleet_agent_run(fleet_agent *a)
             dispatch(a, m);
         else if (st == FLEET_LINK_ECLOSED)
             break;
+        /* An assignment or a finished download may change which requests can be served. */
+        agent_queue_admit(a, a->stream, any_ready(a));
     }
     size_t discarded = agent_queue_close(a);
     if (a->worker_started) { /* the request in flight finishes first */

@@ -1,12 +1,14 @@
 /* internal.h: the agent's parts and the state they share (not installed).
  *
- * Two threads. The main thread (fleet_agent_run) receives every message, keeps the assignment
- * and the downloads, and is the only writer of the variants, the stream and the epoch. The
- * worker runs the models. Locks, always taken in this order:
+ * Two threads and Paho's. Paho's receive thread puts requests into the queue (agent_queue_offer)
+ * and leaves every other message to the main thread (fleet_agent_run), which keeps the
+ * assignment and the downloads and is the only writer of the variants, the stream and the
+ * epoch. The worker runs the models. Locks, always taken in this order:
  *   models_lock  variants[], n_variants, stream, epoch, topic_result. The main thread takes it
  *                only to change them (its own reads need no lock); the worker holds it while
  *                it serves one request, so a model is never closed under it.
- *   lock         the queue, the counters, the latency EWMA, the heartbeat sequence. Held
+ *   lock         the queue (and what it admits), the counters, the latency EWMA, the heartbeat
+ *                sequence. Held
  *                briefly; never while running a model or waiting for the broker. */
 #ifndef FLEET_AGENT_INTERNAL_H
 #define FLEET_AGENT_INTERNAL_H
@@ -122,12 +124,21 @@ typedef struct agent_queue {
     size_t capacity, head, count;
     bool closed, held;
     pthread_cond_t ready;
+    /* What Paho's receive thread may queue: requests of this stream while a model is loaded
+     * (set by the main thread through agent_queue_admit). */
+    char stream[FLEET_TOPICS_MAX_ID + 1];
+    bool accepting;
 } agent_queue;
 
 fleet_agent_status agent_queue_init(agent_queue *q, size_t capacity);
 void agent_queue_free(agent_queue *q);
 /* Takes ownership of m; when full the oldest request makes room (counted). */
 void agent_queue_push(fleet_agent *a, fleet_link_message *m);
+/* Paho's receive thread: takes ownership of a request that arrived on stream's topic and
+ * queues it, or frees it when the agent does not serve that stream or has no model yet. */
+void agent_queue_offer(fleet_agent *a, const char *stream, fleet_link_message *m);
+/* Main thread: which requests agent_queue_offer takes from now on. */
+void agent_queue_admit(fleet_agent *a, const char *stream, bool accepting);
 /* No more pops; returns how many queued requests were discarded. */
 size_t agent_queue_close(fleet_agent *a);
 /* Tests: while held the worker takes nothing from the queue (it still fills and overflows). */

@@ -1,6 +1,7 @@
 /* work.c: the bounded request queue and the worker that serves one request at a time. */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,25 @@ void agent_queue_push(fleet_agent *a, fleet_link_message *m)
     }
     pthread_mutex_unlock(&a->lock);
     fleet_link_message_free(dropped);
+}
+
+void agent_queue_offer(fleet_agent *a, const char *stream, fleet_link_message *m)
+{
+    pthread_mutex_lock(&a->lock);
+    bool wanted = a->queue.accepting && strcmp(stream, a->queue.stream) == 0;
+    pthread_mutex_unlock(&a->lock);
+    if (wanted)
+        agent_queue_push(a, m);
+    else
+        fleet_link_message_free(m); /* a stream no longer served, or no model yet */
+}
+
+void agent_queue_admit(fleet_agent *a, const char *stream, bool accepting)
+{
+    pthread_mutex_lock(&a->lock);
+    snprintf(a->queue.stream, sizeof a->queue.stream, "%s", stream);
+    a->queue.accepting = accepting;
+    pthread_mutex_unlock(&a->lock);
 }
 
 size_t agent_queue_close(fleet_agent *a)

@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,9 +11,16 @@
 
 #define COORD_TICK_MS 20
 
+/* Threads: Paho's receive thread handles every message (deliver_message); the thread in
+ * fleet_coordinator_run keeps time (deadlines, heartbeat timeouts) and the subscriptions.
+ * state_lock covers everything below but cfg, link and stopping. */
 struct fleet_coordinator {
     fleet_coordinator_config cfg;
     fleet_link *link;
+    pthread_mutex_t state_lock;
+    pthread_cond_t tick; /* wakes the timekeeper early for an earlier deadline */
+    double next_tick_us; /* when the timekeeper wakes up next */
+    bool lock_ready;
     coord_family family;
     coord_members members;
     coord_stream stream; /* state is per stream; this daemon serves one */
@@ -342,6 +350,19 @@ static fleet_coordinator_status subscribe_all(fleet_coordinator *c)
     return FLEET_COORDINATOR_OK;
 }
 
+/* Paho's receive thread, for every message: no hand-off to another thread. */
+static bool deliver_message(void *ctx, fleet_link_message *m)
+{
+    fleet_coordinator *c = ctx;
+    pthread_mutex_lock(&c->state_lock);
+    dispatch(c, m);
+    if (c->stream.earliest_deadline_us < c->next_tick_us)
+        pthread_cond_signal(&c->tick);
+    pthread_mutex_unlock(&c->state_lock);
+    fleet_link_message_free(m);
+    return true;
+}
+
 static fleet_coordinator_status connect_link(fleet_coordinator *c)
 {
     char client_id[96], will_topic[FLEET_TOPICS_MAX_TOPIC];
@@ -367,6 +388,8 @@ static fleet_coordinator_status connect_link(fleet_coordinator *c)
     o.will_len = will_len;
     o.will_qos = 1;
     o.will_retained = 1;
+    o.deliver = deliver_message;
+    o.deliver_ctx = c;
     fleet_link_status ls = fleet_link_create(&o, &c->link);
     free(will);
     if (ls != FLEET_LINK_OK)
@@ -383,6 +406,13 @@ fleet_coordinator_status fleet_coordinator_create(const fleet_coordinator_config
     if (!c)
         return coord_fail(FLEET_COORDINATOR_ENOMEM, "out of memory");
     c->cfg = *config;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* fleet_link_now_us's clock */
+    pthread_mutex_init(&c->state_lock, NULL);
+    pthread_cond_init(&c->tick, &attr);
+    pthread_condattr_destroy(&attr);
+    c->lock_ready = true;
     /* Epochs start at the wall clock so that a restarted coordinator outranks its old
      * retained assignments. */
     c->epoch = wall_ms();
@@ -418,18 +448,35 @@ static void housekeeping(fleet_coordinator *c, double now)
     coord_stream_sweep(&c->stream, &env, now);
 }
 
+/* Sleeps until the next tick, the earliest pending deadline or an expiry check, whichever
+ * comes first; deliver_message wakes it when a request brings an earlier deadline. */
+static void wait_for_tick(fleet_coordinator *c, double now)
+{
+    double until = now + COORD_TICK_MS * 1000.0;
+    until = fmin(until, fmax(c->stream.earliest_deadline_us, now));
+    until = fmin(until, c->next_expire_us);
+    c->next_tick_us = until;
+    struct timespec ts = {.tv_sec = (time_t)(until / 1e6),
+                          .tv_nsec = (long)(fmod(until, 1e6) * 1000.0)};
+    pthread_cond_timedwait(&c->tick, &c->state_lock, &ts);
+}
+
 fleet_coordinator_status fleet_coordinator_run(fleet_coordinator *c)
 {
     while (!c->stopping) {
+        /* Every message goes to deliver_message; this keeps the subscriptions after a
+         * reconnect, and would take any message it declined. */
         fleet_link_message *m = NULL;
-        fleet_link_status st = fleet_link_receive(c->link, COORD_TICK_MS, &m);
-        if (st == FLEET_LINK_OK) {
-            dispatch(c, m);
-            fleet_link_message_free(m);
-        } else if (st == FLEET_LINK_ECLOSED) {
+        fleet_link_status st = fleet_link_receive(c->link, 0, &m);
+        if (st == FLEET_LINK_ECLOSED)
             break;
-        }
+        pthread_mutex_lock(&c->state_lock);
+        if (st == FLEET_LINK_OK)
+            dispatch(c, m);
         housekeeping(c, fleet_link_now_us());
+        wait_for_tick(c, fleet_link_now_us());
+        pthread_mutex_unlock(&c->state_lock);
+        fleet_link_message_free(m);
     }
     return FLEET_COORDINATOR_OK;
 }
@@ -441,9 +488,11 @@ void fleet_coordinator_stop(fleet_coordinator *c)
 
 void fleet_coordinator_get_stats(fleet_coordinator *c, fleet_coordinator_stats *stats)
 {
+    pthread_mutex_lock(&c->state_lock);
     *stats = c->stats;
     stats->live_agents = (uint32_t)coord_members_live(&c->members);
     stats->epoch = c->epoch;
+    pthread_mutex_unlock(&c->state_lock);
 }
 
 void fleet_coordinator_destroy(fleet_coordinator *c)
@@ -452,9 +501,13 @@ void fleet_coordinator_destroy(fleet_coordinator *c)
         return;
     if (c->link) {
         publish_state(c, false);
-        fleet_link_destroy(c->link);
+        fleet_link_destroy(c->link); /* no deliver_message runs after this */
     }
     coord_stream_free(&c->stream);
     coord_family_free(&c->family);
+    if (c->lock_ready) {
+        pthread_mutex_destroy(&c->state_lock);
+        pthread_cond_destroy(&c->tick);
+    }
     free(c);
 }

@@ -65,6 +65,8 @@ typedef struct fleet_coordinator fleet_coordinator;
 fleet_coordinator_status fleet_coordinator_create(const fleet_coordinator_config *config,
                                                   fleet_coordinator **out);
 /* Serves until fleet_coordinator_stop; returns FLEET_COORDINATOR_OK on a clean stop. */
+/* Messages are handled as they arrive, on Paho's receive thread (no hand-off); the calling
+ * thread keeps time: deadlines, heartbeat timeouts, subscriptions after a reconnect. */
 fleet_coordinator_status fleet_coordinator_run(fleet_coordinator *c);
 /* Async-signal-safe: may be called from a signal handler. */
 void fleet_coordinator_stop(fleet_coordinator *c);

@@ -8,6 +8,7 @@
 #include "broker.h"
 #include "fleet_link.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -143,6 +144,66 @@ static void test_close_wakes_receivers(void **state)
     fleet_link_destroy(link);
 }
 
+/* deliver keeps what it wants (on Paho's thread) and declines the rest into the queue. */
+typedef struct delivery_log {
+    pthread_mutex_t lock;
+    int taken;
+    char last[64];
+} delivery_log;
+
+static bool take_requests(void *ctx, fleet_link_message *m)
+{
+    delivery_log *log = ctx;
+    if (!strstr(m->topic, "/request"))
+        return false;
+    pthread_mutex_lock(&log->lock);
+    log->taken++;
+    snprintf(log->last, sizeof log->last, "%.*s", (int)m->len, (const char *)m->payload);
+    pthread_mutex_unlock(&log->lock);
+    fleet_link_message_free(m);
+    return true;
+}
+
+static void test_deliver_takes_or_declines(void **state)
+{
+    (void)state;
+    delivery_log log = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    fleet_link_options o;
+    fleet_link_options_init(&o);
+    o.url = broker.url;
+    o.client_id = "coord-deliver";
+    o.username = "coordinator";
+    o.password = FLEETCTL_BROKER_SECRET;
+    o.deliver = take_requests;
+    o.deliver_ctx = &log;
+    fleet_link *coord = NULL, *client = open_link("coord-pub", "coordinator", NULL);
+    assert_int_equal(fleet_link_create(&o, &coord), FLEET_LINK_OK);
+    assert_int_equal(fleet_link_subscribe(coord, "fleet/t/stream/+/+", 0), FLEET_LINK_OK);
+    assert_int_equal(fleet_link_publish(client, "fleet/t/stream/s1/request", "r1", 2, 0, 0, NULL),
+                     FLEET_LINK_OK);
+    assert_int_equal(fleet_link_publish(client, "fleet/t/stream/s1/decision", "d1", 2, 0, 0, NULL),
+                     FLEET_LINK_OK);
+    fleet_link_message *m = expect_message(coord, "fleet/t/stream/s1/decision");
+    fleet_link_message_free(m);
+    pthread_mutex_lock(&log.lock); /* the request was published first, on the same session */
+    assert_int_equal(log.taken, 1);
+    assert_string_equal(log.last, "r1");
+    pthread_mutex_unlock(&log.lock);
+    fleet_link_stats stats;
+    fleet_link_get_stats(coord, &stats);
+    assert_int_equal(stats.received, 2);
+    fleet_link_close(coord); /* no delivery after this returns */
+    assert_int_equal(fleet_link_publish(client, "fleet/t/stream/s1/request", "r2", 2, 0, 0, NULL),
+                     FLEET_LINK_OK);
+    struct timespec pause = {0, 200000000};
+    nanosleep(&pause, NULL);
+    pthread_mutex_lock(&log.lock);
+    assert_int_equal(log.taken, 1);
+    pthread_mutex_unlock(&log.lock);
+    fleet_link_destroy(coord);
+    fleet_link_destroy(client);
+}
+
 /* Child mode: connect with a will (creation returns after the CONNACK), then die by SIGKILL
  * without a DISCONNECT. */
 static int crashing_agent(const char *url)
@@ -164,6 +225,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_will_on_crash_but_not_on_clean_exit),
         cmocka_unit_test(test_bad_credentials_and_arguments),
         cmocka_unit_test(test_close_wakes_receivers),
+        cmocka_unit_test(test_deliver_takes_or_declines),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

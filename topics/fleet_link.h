@@ -2,6 +2,7 @@
 #ifndef FLEET_LINK_H
 #define FLEET_LINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,8 @@ typedef enum fleet_link_status {
 const char *fleet_link_strerror(fleet_link_status status);
 const char *fleet_link_last_error(void); /* the calling thread's last failure detail */
 
+typedef struct fleet_link_message fleet_link_message; /* below */
+
 typedef struct fleet_link_options {
     const char *url;       /* "tcp://127.0.0.1:1883" */
     const char *client_id; /* required, unique in the fleet */
@@ -41,6 +44,14 @@ typedef struct fleet_link_options {
     size_t will_len;
     int will_qos;
     int will_retained;
+    /* Optional: each received message goes straight to deliver, on Paho's receive thread,
+     * instead of into the queue fleet_link_receive reads: one thread hand-off less per
+     * message. deliver owns the message when it returns true; false queues it as usual. It
+     * must not block: fleet_link_publish is fine, fleet_link_subscribe, _receive, _close and
+     * _destroy are not. Some thread must still call fleet_link_receive now and then (a zero
+     * timeout will do): that is where subscriptions are renewed after a reconnect. */
+    bool (*deliver)(void *ctx, fleet_link_message *message);
+    void *deliver_ctx;
 } fleet_link_options;
 
 void fleet_link_options_init(fleet_link_options *options);
@@ -54,7 +65,7 @@ typedef struct fleet_link_props {
 } fleet_link_props;
 
 /* A received message; owned by the caller, released with fleet_link_message_free. */
-typedef struct fleet_link_message {
+struct fleet_link_message {
     char *topic;
     uint8_t *payload;
     size_t len;
@@ -65,7 +76,7 @@ typedef struct fleet_link_message {
     size_t correlation_len;
     uint32_t expiry_s;  /* 0 when absent */
     double received_us; /* CLOCK_MONOTONIC when the broker delivered it */
-} fleet_link_message;
+};
 
 typedef struct fleet_link fleet_link;
 
@@ -85,7 +96,8 @@ fleet_link_status fleet_link_publish(fleet_link *link, const char *topic, const 
 /* Waits up to timeout_ms (-1: forever) for the next message. */
 fleet_link_status fleet_link_receive(fleet_link *link, int timeout_ms, fleet_link_message **out);
 
-/* Wakes every thread blocked in fleet_link_receive with FLEET_LINK_ECLOSED (for shutdown). */
+/* Wakes every thread blocked in fleet_link_receive with FLEET_LINK_ECLOSED (for shutdown),
+ * stops deliveries and returns once the one in progress (if any) has returned. */
 void fleet_link_close(fleet_link *link);
 
 void fleet_link_message_free(fleet_link_message *message);

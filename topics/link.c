@@ -61,6 +61,9 @@ struct fleet_link {
     int qos[LINK_MAX_SUBSCRIPTIONS];
     size_t n_filters;
     fleet_link_stats stats;
+    bool (*deliver)(void *ctx, fleet_link_message *message); /* fixed at create */
+    void *deliver_ctx;
+    int delivering; /* deliver calls in progress; close waits for them */
 };
 
 double fleet_link_now_us(void)
@@ -133,11 +136,34 @@ static fleet_link_message *link_copy_message(const char *topic, int topic_len,
     return out;
 }
 
-/* Paho's receive thread: copy, queue, return. No Paho calls from here. */
+/* True when deliver took the message. Nothing is delivered once the link is closed, and
+ * fleet_link_close returns only after the deliveries in progress. */
+static bool deliver_now(fleet_link *link, fleet_link_message *m)
+{
+    pthread_mutex_lock(&link->lock);
+    bool open = !link->closed;
+    link->delivering += open;
+    pthread_mutex_unlock(&link->lock);
+    if (!open)
+        return false;
+    bool taken = link->deliver(link->deliver_ctx, m);
+    pthread_mutex_lock(&link->lock);
+    link->stats.received += taken;
+    if (--link->delivering == 0)
+        pthread_cond_broadcast(&link->arrived);
+    pthread_mutex_unlock(&link->lock);
+    return taken;
+}
+
+/* Paho's receive thread: copy, hand to deliver or queue, return. No Paho calls from here. */
 static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
 {
     fleet_link *link = context;
     fleet_link_message *copy = link_copy_message(topic, topic_len, m);
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    if (copy && link->deliver && deliver_now(link, copy))
+        return 1;
     link_node *node = copy ? malloc(sizeof *node) : NULL;
     pthread_mutex_lock(&link->lock);
     link->stats.received++;
@@ -157,8 +183,6 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
         pthread_cond_signal(&link->arrived);
     }
     pthread_mutex_unlock(&link->lock);
-    MQTTAsync_freeMessage(&m);
-    MQTTAsync_free(topic);
     return 1;
 }
 
@@ -322,6 +346,8 @@ fleet_link_status fleet_link_create(const fleet_link_options *o, fleet_link **ou
     pthread_mutex_init(&link->lock, NULL);
     pthread_cond_init(&link->arrived, NULL);
     link->limit = o->queue_limit ? o->queue_limit : 65536;
+    link->deliver = o->deliver;
+    link->deliver_ctx = o->deliver_ctx;
     MQTTAsync_createOptions create = MQTTAsync_createOptions_initializer;
     create.MQTTVersion = MQTTVERSION_5;
     create.sendWhileDisconnected = 1; /* results and heartbeats wait out a reconnect */
@@ -474,6 +500,8 @@ void fleet_link_close(fleet_link *link)
     pthread_mutex_lock(&link->lock);
     link->closed = true;
     pthread_cond_broadcast(&link->arrived);
+    while (link->delivering > 0)
+        pthread_cond_wait(&link->arrived, &link->lock);
     pthread_mutex_unlock(&link->lock);
 }
 
