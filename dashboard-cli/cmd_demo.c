@@ -46,6 +46,7 @@ typedef struct demo_run {
     fleet_link *link;
     fleet_ops_view view;
     double *sent_us, *latency_us, *infer_us;
+    double *wait_us; /* the coordinator's part: its request arrival to its decision */
     double cpu_start[2], cpu_end[2]; /* coordinator, broker: user + system seconds */
     int8_t *outcome;                 /* -1 none yet, 0 wrong, 1 right */
     uint8_t *degraded;
@@ -275,6 +276,7 @@ static void absorb(demo_run *r, fleet_link_message *m)
     r->degraded[index] = d.degraded;
     r->latency_us[index] = m->received_us - r->sent_us[index];
     r->infer_us[index] = d.slowest_infer_us;
+    r->wait_us[index] = d.total_us;
     r->decided++;
     r->correct += (size_t)r->outcome[index];
     r->n_degraded += d.degraded;
@@ -383,15 +385,21 @@ static void report(demo_run *r)
 {
     double *lat = malloc((r->decided + 1) * sizeof *lat);
     double *over = malloc((r->decided + 1) * sizeof *over);
+    double *wait = malloc((r->decided + 1) * sizeof *wait);
+    double *infer = malloc((r->decided + 1) * sizeof *infer);
     size_t n = 0;
-    for (size_t i = 0; lat && over && i < r->a.count; i++)
+    for (size_t i = 0; lat && over && wait && infer && i < r->a.count; i++)
         if (r->outcome[i] >= 0) {
             over[n] = (r->latency_us[i] - r->infer_us[i]) / 1e3;
+            wait[n] = r->wait_us[i] / 1e3;
+            infer[n] = r->infer_us[i] / 1e3;
             lat[n++] = r->latency_us[i] / 1e3;
         }
-    if (lat && over) {
+    if (lat && over && wait && infer) {
         qsort(lat, n, sizeof *lat, fleetctl_compare_double);
         qsort(over, n, sizeof *over, fleetctl_compare_double);
+        qsort(wait, n, sizeof *wait, fleetctl_compare_double);
+        qsort(infer, n, sizeof *infer, fleetctl_compare_double);
     }
     double coord_cpu = r->cpu_end[0] - r->cpu_start[0],
            broker_cpu = r->cpu_end[1] - r->cpu_start[1];
@@ -405,12 +413,13 @@ static void report(demo_run *r)
         printf("{\"requests\":%zu,\"decisions\":%zu,\"accuracy\":%.4f,\"degraded\":%.4f,"
                "\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,\"decisions_per_s\":%.1f,"
                "\"agents\":%zu,\"variants\":%zu,\"rule\":\"%s\",\"failover_ms\":%.1f,"
-               "\"overhead_p50_ms\":%.3f,\"coordinator_cpu_s\":%.3f,\"broker_cpu_s\":%.3f,"
+               "\"overhead_p50_ms\":%.3f,\"coordinator_wait_p50_ms\":%.3f,"
+               "\"slowest_infer_p50_ms\":%.3f,\"coordinator_cpu_s\":%.3f,\"broker_cpu_s\":%.3f,"
                "\"seconds\":%.3f}\n",
                r->a.count, n, acc / 100.0, deg / 100.0, percentile(lat, n, 0.5),
                percentile(lat, n, 0.95), percentile(lat, n, 0.99), (double)n / seconds, r->a.agents,
-               r->a.variants, r->a.rule, failover_ms, percentile(over, n, 0.5), coord_cpu,
-               broker_cpu, seconds);
+               r->a.variants, r->a.rule, failover_ms, percentile(over, n, 0.5),
+               percentile(wait, n, 0.5), percentile(infer, n, 0.5), coord_cpu, broker_cpu, seconds);
     } else {
         printf("fleetinfer demo: %zu agents, %zu variants, rule %s, %zu Fashion-MNIST test "
                "images\n\n",
@@ -424,6 +433,9 @@ static void report(demo_run *r)
         printf("  throughput        %.0f decisions/s over %.1f s\n", (double)n / seconds, seconds);
         printf("  overhead          p50 %.2f ms above the slowest variant's inference\n",
                percentile(over, n, 0.5));
+        printf("  path (p50)        %.2f ms at the coordinator (request to decision; slowest "
+               "inference %.2f ms), the rest on the client's two hops\n",
+               percentile(wait, n, 0.5), percentile(infer, n, 0.5));
         printf("  CPU               coordinator %.2f s, broker %.2f s\n", coord_cpu, broker_cpu);
         if (r->kill_us > 0)
             printf("  failover          %s killed after %zu requests; first healthy decision "
@@ -434,6 +446,8 @@ static void report(demo_run *r)
     }
     free(lat);
     free(over);
+    free(wait);
+    free(infer);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -483,9 +497,10 @@ static int demo_main(demo_run *r)
     r->sent_us = calloc(r->a.count, sizeof *r->sent_us);
     r->latency_us = calloc(r->a.count, sizeof *r->latency_us);
     r->infer_us = calloc(r->a.count, sizeof *r->infer_us);
+    r->wait_us = calloc(r->a.count, sizeof *r->wait_us);
     r->outcome = malloc(r->a.count);
     r->degraded = calloc(r->a.count, 1);
-    if (!r->sent_us || !r->latency_us || !r->infer_us || !r->outcome || !r->degraded)
+    if (!r->sent_us || !r->latency_us || !r->infer_us || !r->wait_us || !r->outcome || !r->degraded)
         return FLEETCTL_FAILED;
     memset(r->outcome, -1, r->a.count);
     if (make_run_dir(r) != 0 ||
@@ -522,6 +537,7 @@ int fleetctl_demo_main(int argc, char **argv)
     free(r.sent_us);
     free(r.latency_us);
     free(r.infer_us);
+    free(r.wait_us);
     free(r.outcome);
     free(r.degraded);
     return rc;
