@@ -101,28 +101,36 @@ def batches(n, bs, gen):
         yield perm[i:i + bs]
 
 
-def train_models(models, X, Y, epochs, seed, cfg, name, ens_weight=0.0, val=None):
+def train_models(models, X, Y, epochs, seed, cfg, name, ens_weight=0.0, val=None,
+                 fusion=None, fusion_weight=0.0):
     """Trains one model (len 1) or several jointly. With ens_weight > 0 the loss is
     (1 - w) * mean_i CE(model_i) + w * NLL(log mean_i softmax(model_i)) where the mean runs over
     a random subset (all, or all but one) so that the ensemble stays good when one is missing.
-    Each model draws its own augmentation of the batch."""
+    Each model draws its own augmentation of the batch. With a `fusion` head (joint training of
+    the feature-fusion rule) fusion_weight of the loss is the head's CE on the concatenated
+    features, where each sample loses one random variant's features with probability 1/2, and
+    the other terms share the rest in the same proportion."""
     gen = torch.Generator().manual_seed(seed)
-    params = [p for m in models for p in m.parameters() if p.requires_grad]
+    params = [p for m in models + ([fusion] if fusion is not None else [])
+              for p in m.parameters() if p.requires_grad]
     steps = len(X) // cfg.batch
     opt, sched = make_opt(params, cfg.lr, epochs, steps, cfg.wd)
     k = len(models)
     for ep in range(epochs):
         t = time.time()
-        for m in models:
+        for m in models + ([fusion] if fusion is not None else []):
             m.train()
         tot, cnt = 0.0, 0
         for idx in batches(len(X), cfg.batch, gen):
             xb, yb = X[idx], Y[idx].to(DEV)
-            logps = []
+            logps, feats = [], []
             for m in models:
                 xa = data.augment(xb, gen).to(DEV)
-                logps.append(F.log_softmax(m(xa) if not getattr(m, "features_out", False)
-                                           else m(xa)[0], 1))
+                out = m(xa)
+                if getattr(m, "features_out", False):
+                    out, f = out
+                    feats.append(f)
+                logps.append(F.log_softmax(out, 1))
             loss = sum(smoothed_nll(lp, yb) for lp in logps) / k
             if ens_weight > 0 and k > 1:
                 keep = list(range(k))
@@ -131,6 +139,14 @@ def train_models(models, X, Y, epochs, seed, cfg, name, ens_weight=0.0, val=None
                 stack = torch.stack([logps[i] for i in keep])
                 ens = torch.logsumexp(stack, 0) - math.log(len(keep))
                 loss = (1 - ens_weight) * loss + ens_weight * smoothed_nll(ens, yb)
+            if fusion is not None:
+                n = len(idx)
+                drop = (torch.rand(n, generator=gen) < 0.5).to(DEV)
+                which = torch.randint(0, k, (n,), generator=gen).to(DEV)
+                parts = [f * (~(drop & (which == i))).float()[:, None]
+                         for i, f in enumerate(feats)]
+                fl = F.log_softmax(fusion(torch.cat(parts, 1)), 1)
+                loss = (1 - fusion_weight) * loss + fusion_weight * smoothed_nll(fl, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -144,8 +160,11 @@ def train_models(models, X, Y, epochs, seed, cfg, name, ens_weight=0.0, val=None
                 o = predict(m, val[0])
                 accs.append(accuracy(o[0] if isinstance(o, list) else o, val[1]))
             msg += " val " + " ".join("%.4f" % a for a in accs)
+            if fusion is not None:
+                fv = torch.cat([predict(m, val[0])[1] for m in models], 1)
+                msg += " fusion %.4f" % accuracy(predict(fusion, fv), val[1])
         log(msg)
-    for m in models:
+    for m in models + ([fusion] if fusion is not None else []):
         m.eval()
 
 
@@ -331,6 +350,10 @@ def main():
     ap.add_argument("--det-epochs", type=int, default=2)
     ap.add_argument("--fusion-epochs", type=int, default=30)
     ap.add_argument("--ens-weight", type=float, default=0.5)
+    ap.add_argument("--fusion-weight", type=float, default=0.5,
+                    help="share of the joint variant loss on the fusion head")
+    ap.add_argument("--stop-after", default="", choices=["", "fusion"],
+                    help="end after the variant and fusion stages (experiments)")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=4e-3)
     ap.add_argument("--wd", type=float, default=0.02)
@@ -368,6 +391,17 @@ def main():
         return cfg.resume and os.path.exists(ckpt(name)) and (
             not cfg.only or name.split("-")[0] not in cfg.only.split(","))
 
+    def train_or_load(name, model, epochs, seed):
+        """One model with the common recipe, or its checkpoint; in eval mode."""
+        if have(name):
+            model.load_state_dict(torch.load(ckpt(name)))
+            log("%s: loaded checkpoint" % name)
+        else:
+            train_models([model], Xtr, Ytr, epochs, seed, cfg, name, val=val)
+            torch.save(model.state_dict(), ckpt(name))
+        model.eval()
+        return model
+
     def common(role, val_acc, temp, res, width, params, macs, extra):
         m = {"family": "fleetinfer-fashion-mnist-zoo", "role": role, "labels": labels,
              "classes": "10", "output_kind": "logits", "input": "input float32 [N,1,28,28] "
@@ -398,28 +432,6 @@ def main():
                         test_acc, secs))
         return text
 
-    # ------------------------------------------------------------------ baseline
-    t = time.time()
-    seed_all(7)
-    base = nets.PlainCNN(**nets.BASELINE).to(DEV)
-    if have("baseline"):
-        base.load_state_dict(torch.load(ckpt("baseline")))
-        log("baseline: loaded checkpoint")
-    else:
-        train_models([base], Xtr, Ytr, cfg.epochs, 7, cfg, "baseline", val=val)
-        torch.save(base.state_dict(), ckpt("baseline"))
-    base.eval()
-    stage_time["baseline"] = time.time() - t
-    bl_val = predict(base, Xva)
-    bl_acc = accuracy(bl_val, Yva)
-    bl_T, _ = fit_temperature(bl_val, Yva)
-    bl_test = accuracy(predict(base, Xte), Yte)
-    base_params = nets.count_params(base)
-    base_macs = nets.count_macs(base.cpu(), x1)
-    base.to(DEV)
-    log("baseline: val %.4f test(py) %.4f T %.3f params %d MACs %d (%.0fs)" %
-        (bl_acc, bl_test, bl_T, base_params, base_macs, stage_time["baseline"]))
-
     # ------------------------------------------------------------------ variants (joint)
     t = time.time()
     variants = []
@@ -427,15 +439,19 @@ def main():
         seed_all(v["seed"])
         variants.append(nets.PlainCNN(widths=v["widths"], k=v["k"], res=v["res"],
                                       features_out=True).to(DEV))
-    if all(have("variant-%d" % i) for i in range(4)):
-        for i, m in enumerate(variants):
-            m.load_state_dict(torch.load(ckpt("variant-%d" % i)))
+    seed_all(55)
+    joint_head = nets.FusionHead(sum(v["widths"][2] for v in nets.VARIANTS)).to(DEV)
+    names = ["variant-%d" % i for i in range(4)] + ["variant-fusion"]
+    if all(have(n) for n in names):
+        for n, m in zip(names, variants + [joint_head]):
+            m.load_state_dict(torch.load(ckpt(n)))
         log("variants: loaded checkpoints")
     else:
         train_models(variants, Xtr, Ytr, cfg.epochs, 11, cfg, "variants(joint)",
-                     ens_weight=cfg.ens_weight, val=val)
-        for i, m in enumerate(variants):
-            torch.save(m.state_dict(), ckpt("variant-%d" % i))
+                     ens_weight=cfg.ens_weight, val=val, fusion=joint_head,
+                     fusion_weight=cfg.fusion_weight)
+        for n, m in zip(names, variants + [joint_head]):
+            torch.save(m.state_dict(), ckpt(n))
     stage_time["variants"] = time.time() - t
     v_val = [predict(m, Xva) for m in variants]     # [logits, features]
     v_tr = [predict(m, Xtr) for m in variants]
@@ -468,12 +484,18 @@ def main():
     Yf = torch.cat([Ytr, Ytr])
     Fva = {b: quantize_all([o[1] for o in v_val], qps, b) for b in (8, 4, 2)}
     Fte = {b: quantize_all([o[1] for o in v_te], qps, b) for b in (8, 4, 2)}
-    seed_all(55)
-    head = nets.FusionHead(sum(dims)).to(DEV)
+    # the head trained jointly with the variants (on float features) is the starting point;
+    # fine-tuning on the dequantized int8 features is kept only if validation says so
+    head = copy.deepcopy(joint_head)
+    joint_acc = accuracy(predict(joint_head, Fva[8]), Yva)
+    log("fusion head (joint, float-trained) on 8-bit val features: %.4f" % joint_acc)
     if have("fusion"):
         head.load_state_dict(torch.load(ckpt("fusion")))
     else:
-        train_fusion(head, Ftr, Yf, dims, cfg.fusion_epochs, 55, cfg, Fva[8], Yva)
+        tuned_acc = train_fusion(head, Ftr, Yf, dims, cfg.fusion_epochs, 55, cfg, Fva[8], Yva)
+        if tuned_acc < joint_acc:
+            head.load_state_dict(joint_head.state_dict())
+            log("fusion head: fine-tuning lost on validation; the joint head is kept")
         torch.save(head.state_dict(), ckpt("fusion"))
     head.eval()
     fusion_res = {}
@@ -488,16 +510,29 @@ def main():
     fus_T, _ = fit_temperature(predict(head, Fva[8]), Yva)
     stage_time["fusion"] = time.time() - t
 
+    if cfg.stop_after == "fusion":
+        log("stopping after the fusion stage (--stop-after)")
+        return
+
+    # ------------------------------------------------------------------ baseline
+    t = time.time()
+    seed_all(7)
+    base = train_or_load("baseline", nets.PlainCNN(**nets.BASELINE).to(DEV), cfg.epochs, 7)
+    stage_time["baseline"] = time.time() - t
+    bl_val = predict(base, Xva)
+    bl_acc = accuracy(bl_val, Yva)
+    bl_T, _ = fit_temperature(bl_val, Yva)
+    bl_test = accuracy(predict(base, Xte), Yte)
+    base_params = nets.count_params(base)
+    base_macs = nets.count_macs(base.cpu(), x1)
+    base.to(DEV)
+    log("baseline: val %.4f test(py) %.4f T %.3f params %d MACs %d (%.0fs)" %
+        (bl_acc, bl_test, bl_T, base_params, base_macs, stage_time["baseline"]))
+
     # ------------------------------------------------------------------ tiny
     t = time.time()
     seed_all(21)
-    tiny = nets.TinyCNN().to(DEV)
-    if have("tiny"):
-        tiny.load_state_dict(torch.load(ckpt("tiny")))
-    else:
-        train_models([tiny], Xtr, Ytr, cfg.tiny_epochs, 21, cfg, "tiny", val=val)
-        torch.save(tiny.state_dict(), ckpt("tiny"))
-    tiny.eval()
+    tiny = train_or_load("tiny", nets.TinyCNN().to(DEV), cfg.tiny_epochs, 21)
     stage_time["tiny"] = time.time() - t
     ti_val = predict(tiny, Xva)
     ti_acc = accuracy(ti_val, Yva)
