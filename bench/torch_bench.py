@@ -18,36 +18,14 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import runtime_models  # noqa: E402
 
+sys.path.insert(0, runtime_models.ROOT)
+from models.train import nets  # noqa: E402  (the zoo's MAC count, for every model here)
+
 SKIP = 3
-
-
-def macs_per_sample(model, shape):
-    """MACs of the Conv2d and Linear layers for one sample (forward hooks)."""
-    total = [0]
-
-    def conv(m, inp, out):
-        kh, kw = m.kernel_size
-        total[0] += out[0].numel() * (m.in_channels // m.groups) * kh * kw
-
-    def linear(m, inp, out):
-        total[0] += m.in_features * m.out_features
-
-    hooks = []
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(conv))
-        elif isinstance(m, nn.Linear):
-            hooks.append(m.register_forward_hook(linear))
-    with torch.no_grad():
-        model(torch.zeros(1, *shape))
-    for h in hooks:
-        h.remove()
-    return total[0]
 
 
 def describe(paths):
@@ -56,7 +34,7 @@ def describe(paths):
         row = {"path": path, "torch": model is not None, "reason": reason}
         if model is not None:
             row["params"] = sum(p.numel() for p in model.parameters())
-            row["macs"] = macs_per_sample(model, shape)
+            row["macs"] = nets.count_macs(model, torch.zeros(1, *shape))
         print(json.dumps(row), flush=True)
     return 0
 
