@@ -1,6 +1,7 @@
 /* test_fleet.c: a real fleet (mosquitto, fleet-coordinator, four fleet-agent processes). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -257,10 +258,59 @@ static float meta(const fleet_model *m, const char *key, float fallback)
     return text ? strtof(text, NULL) : fallback;
 }
 
+/* What the fleet must decide for image index, computed offline. */
+typedef void (*offline_fn)(void *ctx, size_t index, int *cls, float *confidence);
+
+/* Streams test images 0..count-1, 16 in flight, and checks every decision: each image
+ * answered once, not degraded, decided by rule, and equal to offline's class and confidence. */
+static void expect_offline_decisions(size_t count, const char *rule, offline_fn offline, void *ctx)
+{
+    enum { window = 16, max_count = 1000 };
+    static bool seen[max_count];
+    assert_true(count <= max_count);
+    memset(seen, 0, sizeof seen);
+    size_t sent = 0, got = 0;
+    while (got < count) {
+        while (sent < count && sent - got < window) {
+            char id[32];
+            snprintf(id, sizeof id, "img-%zu", sent);
+            send_image(sent++, id);
+        }
+        fleet_msg_decision d;
+        if (!next_decision(5000, &d))
+            fail_msg("only %zu of %zu decisions arrived", got, count);
+        size_t index;
+        if (sscanf(d.id, "img-%zu", &index) != 1)
+            continue; /* a late probe */
+        assert_true(index < count && !seen[index]);
+        seen[index] = true;
+        got++;
+        assert_false(d.degraded);
+        assert_string_equal(d.rule, rule);
+        int cls;
+        float confidence;
+        offline(ctx, index, &cls, &confidence);
+        if (d.cls != cls || fabsf(d.confidence - confidence) > 1e-6f)
+            fail_msg("image %zu: fleet decided %d (%.7f), offline %d (%.7f)", index, d.cls,
+                     (double)d.confidence, cls, (double)confidence);
+    }
+}
+
+typedef struct ensemble_ctx {
+    fleet_model *const *models;
+    const float *temps, *weights;
+} ensemble_ctx;
+
+static void offline_ensemble(void *ctx, size_t index, int *cls, float *confidence)
+{
+    const ensemble_ctx *e = ctx;
+    offline_decision(e->models, e->temps, e->weights, FLEET_ENSEMBLE_VP_TOPK, index, cls,
+                     confidence);
+}
+
 static void test_500_decisions_match_offline_ensemble(void **state)
 {
     (void)state;
-    enum { count = 500, window = 16 };
     start_coordinator("vp-topk", "1");
     for (int i = 0; i < N_AGENTS; i++)
         start_agent(i);
@@ -278,32 +328,8 @@ static void test_500_decisions_match_offline_ensemble(void **state)
     }
     for (int v = 0; v < N_VARIANTS; v++)
         weights[v] = res[v] / max_res * (width[v] / 0.35f) * (width[v] / 0.35f);
-    static int seen[count];
-    memset(seen, 0, sizeof seen);
-    size_t sent = 0, got = 0;
-    while (got < count) {
-        while (sent < count && sent - got < window) {
-            char id[32];
-            snprintf(id, sizeof id, "img-%zu", sent);
-            send_image(sent++, id);
-        }
-        fleet_msg_decision d;
-        if (!next_decision(5000, &d))
-            fail_msg("only %zu of %d decisions arrived", got, count);
-        size_t index;
-        if (sscanf(d.id, "img-%zu", &index) != 1)
-            continue; /* a late probe */
-        assert_true(index < count && !seen[index]);
-        seen[index] = 1;
-        got++;
-        assert_false(d.degraded);
-        int cls;
-        float confidence;
-        offline_decision(models, temps, weights, FLEET_ENSEMBLE_VP_TOPK, index, &cls, &confidence);
-        if (d.cls != cls || fabsf(d.confidence - confidence) > 1e-6f)
-            fail_msg("image %zu: fleet decided %d (%.7f), offline %d (%.7f)", index, d.cls,
-                     (double)d.confidence, cls, (double)confidence);
-    }
+    ensemble_ctx ctx = {models, temps, weights};
+    expect_offline_decisions(500, "vp-topk", offline_ensemble, &ctx);
     for (int v = 0; v < N_VARIANTS; v++)
         fleet_model_destroy(models[v]);
     stop_fleet();
@@ -343,12 +369,22 @@ static void offline_fusion(fleet_model *const *models, fleet_model *head, size_t
     *confidence = best.prob;
 }
 
+typedef struct fusion_ctx {
+    fleet_model *const *models;
+    fleet_model *head;
+} fusion_ctx;
+
+static void offline_fusion_decision(void *ctx, size_t index, int *cls, float *confidence)
+{
+    const fusion_ctx *f = ctx;
+    offline_fusion(f->models, f->head, index, cls, confidence);
+}
+
 /* rule fusion: the agents send int8 features, the coordinator's head decides, exactly as the
  * offline computation does. */
 static void test_fusion_decisions_match_offline(void **state)
 {
     (void)state;
-    enum { count = 200, window = 16 };
     char head_path[600];
     snprintf(head_path, sizeof head_path, "%s/fusion.onnx", fx.zoo);
     const char *const extra[] = {"--fusion_model", head_path, NULL};
@@ -363,33 +399,8 @@ static void test_fusion_decisions_match_offline(void **state)
         assert_int_equal(fleet_model_load_file(path, NULL, &models[v]), FLEET_MODEL_OK);
     }
     assert_int_equal(fleet_model_load_file(head_path, NULL, &head), FLEET_MODEL_OK);
-    static int seen[count];
-    memset(seen, 0, sizeof seen);
-    size_t sent = 0, got = 0;
-    while (got < count) {
-        while (sent < count && sent - got < window) {
-            char id[32];
-            snprintf(id, sizeof id, "img-%zu", sent);
-            send_image(sent++, id);
-        }
-        fleet_msg_decision d;
-        if (!next_decision(5000, &d))
-            fail_msg("only %zu of %d decisions arrived", got, count);
-        size_t index;
-        if (sscanf(d.id, "img-%zu", &index) != 1)
-            continue;
-        assert_true(index < count && !seen[index]);
-        seen[index] = 1;
-        got++;
-        assert_false(d.degraded);
-        assert_string_equal(d.rule, "fusion");
-        int cls;
-        float confidence;
-        offline_fusion(models, head, index, &cls, &confidence);
-        if (d.cls != cls || fabsf(d.confidence - confidence) > 1e-6f)
-            fail_msg("image %zu: fleet decided %d (%.7f), offline %d (%.7f)", index, d.cls,
-                     (double)d.confidence, cls, (double)confidence);
-    }
+    fusion_ctx ctx = {models, head};
+    expect_offline_decisions(200, "fusion", offline_fusion_decision, &ctx);
     for (int v = 0; v < N_VARIANTS; v++)
         fleet_model_destroy(models[v]);
     fleet_model_destroy(head);
