@@ -132,10 +132,9 @@ typedef struct agent_queue {
 
 fleet_agent_status agent_queue_init(agent_queue *q, size_t capacity);
 void agent_queue_free(agent_queue *q);
-/* Takes ownership of m; when full the oldest request makes room (counted). */
-void agent_queue_push(fleet_agent *a, fleet_link_message *m);
 /* Paho's receive thread: takes ownership of a request that arrived on stream's topic and
- * queues it, or frees it when the agent does not serve that stream or has no model yet. */
+ * queues it (when full the oldest request makes room, counted), or frees it when the agent
+ * does not serve that stream or has no model yet. */
 void agent_queue_offer(fleet_agent *a, const char *stream, fleet_link_message *m);
 /* Main thread: which requests agent_queue_offer takes from now on. */
 void agent_queue_admit(fleet_agent *a, const char *stream, bool accepting);

@@ -34,37 +34,34 @@ void agent_queue_free(agent_queue *q)
     memset(q, 0, sizeof *q);
 }
 
-void agent_queue_push(fleet_agent *a, fleet_link_message *m)
+/* Queues m (a->lock held); returns what has to be freed: m itself when the queue is closed,
+ * or the oldest request when it was full. */
+static fleet_link_message *queue_locked(fleet_agent *a, fleet_link_message *m)
 {
     agent_queue *q = &a->queue;
+    if (q->closed)
+        return m;
     fleet_link_message *dropped = NULL;
-    pthread_mutex_lock(&a->lock);
-    if (q->closed) {
-        dropped = m;
-    } else {
-        if (q->count == q->capacity) { /* the oldest is the likeliest to miss its deadline */
-            dropped = q->items[q->head];
-            q->head = (q->head + 1) % q->capacity;
-            q->count--;
-            a->stats.dropped_full++;
-        }
-        q->items[(q->head + q->count) % q->capacity] = m;
-        q->count++;
-        pthread_cond_signal(&q->ready);
+    if (q->count == q->capacity) { /* the oldest is the likeliest to miss its deadline */
+        dropped = q->items[q->head];
+        q->head = (q->head + 1) % q->capacity;
+        q->count--;
+        a->stats.dropped_full++;
     }
-    pthread_mutex_unlock(&a->lock);
-    fleet_link_message_free(dropped);
+    q->items[(q->head + q->count) % q->capacity] = m;
+    q->count++;
+    pthread_cond_signal(&q->ready);
+    return dropped;
 }
 
 void agent_queue_offer(fleet_agent *a, const char *stream, fleet_link_message *m)
 {
     pthread_mutex_lock(&a->lock);
     bool wanted = a->queue.accepting && strcmp(stream, a->queue.stream) == 0;
+    /* not wanted: a stream no longer served, or no model yet */
+    fleet_link_message *unused = wanted ? queue_locked(a, m) : m;
     pthread_mutex_unlock(&a->lock);
-    if (wanted)
-        agent_queue_push(a, m);
-    else
-        fleet_link_message_free(m); /* a stream no longer served, or no model yet */
+    fleet_link_message_free(unused);
 }
 
 void agent_queue_admit(fleet_agent *a, const char *stream, bool accepting)
