@@ -9,6 +9,7 @@
 #include "fleet_link.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,7 +33,9 @@ static int teardown(void **state)
     return 0;
 }
 
-static fleet_link *open_link(const char *id, const char *user, const char *will_topic)
+/* A link to the test broker; deliver (with ctx) may be NULL. */
+static fleet_link *open_link_delivering(const char *id, const char *user, const char *will_topic,
+                                        bool (*deliver)(void *, fleet_link_message *), void *ctx)
 {
     fleet_link_options o;
     fleet_link_options_init(&o);
@@ -45,10 +48,17 @@ static fleet_link *open_link(const char *id, const char *user, const char *will_
     o.will_len = 4;
     o.will_qos = 1;
     o.will_retained = 1;
+    o.deliver = deliver;
+    o.deliver_ctx = ctx;
     fleet_link *link = NULL;
     if (fleet_link_create(&o, &link) != FLEET_LINK_OK)
         fail_msg("link %s: %s", id, fleet_link_last_error());
     return link;
+}
+
+static fleet_link *open_link(const char *id, const char *user, const char *will_topic)
+{
+    return open_link_delivering(id, user, will_topic, NULL, NULL);
 }
 
 static fleet_link_message *expect_message(fleet_link *link, const char *topic)
@@ -168,16 +178,9 @@ static void test_deliver_takes_or_declines(void **state)
 {
     (void)state;
     delivery_log log = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    fleet_link_options o;
-    fleet_link_options_init(&o);
-    o.url = broker.url;
-    o.client_id = "coord-deliver";
-    o.username = "coordinator";
-    o.password = FLEETCTL_BROKER_SECRET;
-    o.deliver = take_requests;
-    o.deliver_ctx = &log;
-    fleet_link *coord = NULL, *client = open_link("coord-pub", "coordinator", NULL);
-    assert_int_equal(fleet_link_create(&o, &coord), FLEET_LINK_OK);
+    fleet_link *coord =
+        open_link_delivering("coord-deliver", "coordinator", NULL, take_requests, &log);
+    fleet_link *client = open_link("coord-pub", "coordinator", NULL);
     assert_int_equal(fleet_link_subscribe(coord, "fleet/t/stream/+/+", 0), FLEET_LINK_OK);
     assert_int_equal(fleet_link_publish(client, "fleet/t/stream/s1/request", "r1", 2, 0, 0, NULL),
                      FLEET_LINK_OK);
@@ -195,8 +198,13 @@ static void test_deliver_takes_or_declines(void **state)
     fleet_link_close(coord); /* no delivery after this returns */
     assert_int_equal(fleet_link_publish(client, "fleet/t/stream/s1/request", "r2", 2, 0, 0, NULL),
                      FLEET_LINK_OK);
-    struct timespec pause = {0, 200000000};
-    nanosleep(&pause, NULL);
+    /* The closed link still receives it (and counts it dropped), but delivers nothing. */
+    double until = fleet_link_now_us() + 5e6;
+    do
+        fleet_link_get_stats(coord, &stats);
+    while (stats.received < 3 && fleet_link_now_us() < until && sched_yield() == 0);
+    assert_int_equal(stats.received, 3);
+    assert_int_equal(stats.dropped_full, 1);
     pthread_mutex_lock(&log.lock);
     assert_int_equal(log.taken, 1);
     pthread_mutex_unlock(&log.lock);
