@@ -102,7 +102,6 @@ typedef struct coord_stream {
      * per pending request its input, the dequantized features (zeros for a missing variant) */
     fleet_model *fusion;
     float *features; /* max_pending blocks of fusion_inputs floats */
-    float *fusion_scores;
     size_t fusion_inputs;
     float fusion_temperature;
 } coord_stream;

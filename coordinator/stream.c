@@ -69,8 +69,7 @@ fleet_coordinator_status coord_stream_enable_fusion(coord_stream *s, const coord
     s->fusion_inputs = family->fusion_inputs;
     s->fusion_temperature = family->fusion_temperature;
     s->features = calloc(s->max_pending * s->fusion_inputs, sizeof *s->features);
-    s->fusion_scores = calloc(s->classes, sizeof *s->fusion_scores);
-    if (!s->features || !s->fusion_scores)
+    if (!s->features)
         return coord_fail(FLEET_COORDINATOR_ENOMEM, "out of memory for %zu pending feature sets",
                           s->max_pending);
     return FLEET_COORDINATOR_OK;
@@ -94,12 +93,10 @@ void coord_stream_free(coord_stream *s)
     free(s->free_blocks);
     fleet_model_destroy(s->fusion);
     free(s->features);
-    free(s->fusion_scores);
     s->slots = NULL;
     s->decided = NULL;
     s->fusion = NULL;
     s->features = NULL;
-    s->fusion_scores = NULL;
 }
 
 static fleet_ensemble_score *block_of(const coord_stream *s, const coord_pending *p, size_t v)
@@ -235,12 +232,12 @@ static void decide_fusion(coord_stream *s, const coord_pending *p, float *combin
                           fleet_ensemble_decision *d)
 {
     const float *ins[1] = {features_of(s, p)};
-    float *outs[1] = {s->fusion_scores};
-    *d = (fleet_ensemble_decision){.cls = -1};
-    memset(combined, 0, s->classes * sizeof *combined);
-    if (!p->answered || fleet_model_run(s->fusion, ins, outs) != FLEET_MODEL_OK)
+    float *outs[1] = {combined}; /* the head gives exactly `classes` scores (checked at load) */
+    if (!p->answered || fleet_model_run(s->fusion, ins, outs) != FLEET_MODEL_OK) {
+        *d = (fleet_ensemble_decision){.cls = -1};
+        memset(combined, 0, s->classes * sizeof *combined);
         return;
-    memcpy(combined, s->fusion_scores, s->classes * sizeof *combined);
+    }
     fleet_ensemble_softmax(combined, s->classes, s->fusion_temperature);
     fleet_ensemble_score best;
     fleet_ensemble_topk(combined, s->classes, 1, &best);
