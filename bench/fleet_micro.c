@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define VARIANTS 4
 #define REQUESTS 50000
@@ -95,54 +96,113 @@ static int compare(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* A Paho ping-pong through the broker: publish 64 bytes, receive them back. */
-static int round_trip(double *median, double *p99)
+/* Echoes each ping back on the pong topic from Paho's receive thread, as a responder would. */
+static bool echo_pong(void *ctx, fleet_link_message *m)
+{
+    fleet_link **pong = ctx;
+    fleet_link_publish(*pong, "fleet/bench/pong", m->payload, m->len, 0, 0, NULL);
+    fleet_link_message_free(m);
+    return true;
+}
+
+static fleet_link *open_bench_link(const fleetctl_broker *broker, const char *client_id,
+                                   const char *topic, fleet_link_options *o)
+{
+    o->url = broker->url;
+    o->client_id = client_id;
+    o->username = "coordinator";
+    o->password = FLEETCTL_BROKER_SECRET;
+    fleet_link *link = NULL;
+    if (fleet_link_create(o, &link) != FLEET_LINK_OK)
+        return NULL;
+    if (fleet_link_subscribe(link, topic, 0) != FLEET_LINK_OK) {
+        fleet_link_destroy(link);
+        return NULL;
+    }
+    return link;
+}
+
+typedef struct timing {
+    double median, p99;
+} timing;
+
+/* Times `rounds` publishes from `link`, each until one message comes back to it, with the
+ * process asleep idle_us between rounds. */
+static int time_rounds(fleet_link *link, const char *topic, double idle_us, timing *out)
+{
+    enum { rounds = 2000 };
+    static double t[rounds];
+    uint8_t payload[64] = {0};
+    for (int i = 0; i < rounds; i++) {
+        struct timespec idle = {0, (long)(idle_us * 1e3)};
+        if (idle_us > 0)
+            nanosleep(&idle, NULL);
+        double t0 = fleet_link_now_us();
+        fleet_link_message *m = NULL;
+        fleet_link_publish(link, topic, payload, sizeof payload, 0, 0, NULL);
+        if (fleet_link_receive(link, 2000, &m) != FLEET_LINK_OK)
+            return -1;
+        t[i] = m->received_us - t0; /* on Paho's receive thread, as fleetctl demo times */
+        fleet_link_message_free(m);
+    }
+    qsort(t, rounds, sizeof t[0], compare);
+    out->median = t[rounds / 2];
+    out->p99 = t[rounds * 99 / 100];
+    return 0;
+}
+
+/* The raw broker round trip, a Paho ping-pong between two clients (two broker passes, as a
+ * request and its reply take): back to back, and with every process idle idle_us between
+ * rounds, as broker and coordinator are while agents infer (an idle core wakes slower). For
+ * reference one pass: a client's publish coming back to its own subscription. */
+static int round_trips(double idle_us, timing *rtt, timing *rtt_idle, timing *pass)
 {
     const char *agents[] = {"bench"};
     fleetctl_broker broker;
     if (fleetctl_broker_start(fleetctl_broker_config_dir(), agents, 1, &broker) != 0)
         return -1;
-    fleet_link_options o;
-    fleet_link_options_init(&o);
-    o.url = broker.url;
-    o.client_id = "ping";
-    o.username = "coordinator";
-    o.password = FLEETCTL_BROKER_SECRET;
-    fleet_link *link = NULL;
     int rc = -1;
-    enum { rounds = 2000 };
-    static double t[rounds];
-    uint8_t payload[64] = {0};
-    if (fleet_link_create(&o, &link) != FLEET_LINK_OK ||
-        fleet_link_subscribe(link, "fleet/bench/ping", 0) != FLEET_LINK_OK)
-        goto cleanup;
-    for (int i = 0; i < rounds; i++) {
-        double t0 = fleet_link_now_us();
-        fleet_link_message *m = NULL;
-        fleet_link_publish(link, "fleet/bench/ping", payload, sizeof payload, 0, 0, NULL);
-        if (fleet_link_receive(link, 2000, &m) != FLEET_LINK_OK)
-            goto cleanup;
-        t[i] = fleet_link_now_us() - t0;
-        fleet_link_message_free(m);
-    }
-    qsort(t, rounds, sizeof t[0], compare);
-    *median = t[rounds / 2];
-    *p99 = t[rounds * 99 / 100];
-    rc = 0;
-cleanup:
-    fleet_link_destroy(link);
+    fleet_link_options ping_options, pong_options, loop_options;
+    fleet_link_options_init(&ping_options);
+    fleet_link_options_init(&pong_options);
+    fleet_link_options_init(&loop_options);
+    fleet_link *pong = NULL;
+    pong_options.deliver = echo_pong;
+    pong_options.deliver_ctx = &pong;
+    fleet_link *ping = open_bench_link(&broker, "ping", "fleet/bench/pong", &ping_options);
+    pong = open_bench_link(&broker, "pong", "fleet/bench/ping", &pong_options);
+    fleet_link *loop = open_bench_link(&broker, "loop", "fleet/bench/loop", &loop_options);
+    if (ping && pong && loop && time_rounds(ping, "fleet/bench/ping", 0, rtt) == 0 &&
+        time_rounds(ping, "fleet/bench/ping", idle_us, rtt_idle) == 0 &&
+        time_rounds(loop, "fleet/bench/loop", 0, pass) == 0)
+        rc = 0;
+    fleet_link_destroy(ping);
+    fleet_link_destroy(pong);
+    fleet_link_destroy(loop);
     fleetctl_broker_stop(&broker);
     return rc;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    double rate = aggregation_rate(), median = 0, p99 = 0;
-    if (round_trip(&median, &p99) != 0) {
+    double idle_us = argc > 1 ? atof(argv[1]) : 0.0;
+    if (argc > 2 || idle_us < 0 || idle_us >= 1e6 || (argc > 1 && strcmp(argv[1], "--help") == 0)) {
+        fprintf(stderr, "usage: fleet_micro [IDLE_US]\n"
+                        "The coordinator's aggregation rate on one core and the raw broker round "
+                        "trip\n(back to back, and with IDLE_US of idleness between rounds), as "
+                        "one JSON object.\n");
+        return 2;
+    }
+    double rate = aggregation_rate();
+    timing rtt, rtt_idle, pass;
+    if (round_trips(idle_us, &rtt, &rtt_idle, &pass) != 0) {
         fprintf(stderr, "fleet_micro: the broker round trip failed\n");
         return 1;
     }
-    printf("{\"aggregation_results_per_s\":%.0f,\"rtt_median_us\":%.1f,\"rtt_p99_us\":%.1f}\n",
-           rate, median, p99);
+    printf("{\"aggregation_results_per_s\":%.0f,\"rtt_median_us\":%.1f,\"rtt_p99_us\":%.1f,"
+           "\"idle_us\":%.0f,\"rtt_idle_median_us\":%.1f,\"rtt_idle_p99_us\":%.1f,"
+           "\"one_pass_median_us\":%.1f,\"one_pass_p99_us\":%.1f}\n",
+           rate, rtt.median, rtt.p99, idle_us, rtt_idle.median, rtt_idle.p99, pass.median,
+           pass.p99);
     return 0;
 }

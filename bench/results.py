@@ -15,14 +15,35 @@ def _out(cmd):
         return "?"
 
 
-def machine():
-    cpu = "unknown CPU"
+def vector_isa():
+    """The widest SIMD the CPU offers: it decides which XNNPACK microkernels run."""
+    flags = set()
     for line in _out(["lscpu"]).splitlines():
-        if line.startswith("Model name:"):
-            cpu = line.split(":", 1)[1].strip()
+        if line.startswith("Flags:"):
+            flags = set(line.split(":", 1)[1].split())
+    if "avx512f" in flags:
+        return "AVX-512"
+    if {"avx2", "fma"} <= flags:
+        return "AVX2+FMA"
+    if "asimd" in flags:
+        return "NEON"
+    return "SSE or other"
+
+
+def machine():
+    cpu, family, model = "unknown CPU", "?", "?"
+    for line in _out(["lscpu"]).splitlines():
+        key, _, value = line.partition(":")
+        if key == "Model name":
+            cpu = value.strip()
+        elif key == "CPU family":
+            family = value.strip()
+        elif key == "Model":
+            model = value.strip()
     with open("/proc/meminfo") as f:
         mem = "%.0f GiB" % (int(f.readline().split()[1]) / 2 ** 20)
-    return "%s, %d cores, %s memory, %s" % (cpu, os.cpu_count() or 0, mem, platform.platform())
+    return "%s (family %s, model %s, %s), %d cores, %s memory, %s" % (
+        cpu, family, model, vector_isa(), os.cpu_count() or 0, mem, platform.platform())
 
 
 def stamp(command):
