@@ -101,6 +101,8 @@ static void update_coordinator(fleet_ops_view *v, const char *id, const fleet_li
         v->n_coordinators++;
     }
     v->coordinator_online[i] = s.online;
+    if (s.stream[0]) /* states written before 2026-11-30 name none */
+        snprintf(v->coordinator_streams[i], sizeof v->coordinator_streams[i], "%s", s.stream);
 }
 
 bool fleet_ops_update(fleet_ops_view *v, const char *prefix, const fleet_link_message *m)
@@ -130,8 +132,9 @@ bool fleet_ops_update(fleet_ops_view *v, const char *prefix, const fleet_link_me
 void fleet_ops_print(const fleet_ops_view *v, FILE *out)
 {
     for (size_t i = 0; i < v->n_coordinators; i++)
-        fprintf(out, "coordinator %-20s %s\n", v->coordinators[i],
-                v->coordinator_online[i] ? "online" : "offline");
+        fprintf(out, "coordinator %-20s %-8s stream %s\n", v->coordinators[i],
+                v->coordinator_online[i] ? "online" : "offline",
+                v->coordinator_streams[i][0] ? v->coordinator_streams[i] : "?");
     fprintf(out, "%-20s %-6s %-10s %-12s %12s %12s %10s\n", "agent", "state", "bdseq", "variants",
             "latency_us", "processed", "dropped");
     for (size_t i = 0; i < v->n_agents; i++) {

@@ -29,6 +29,7 @@ typedef struct fleet_ops_view {
     fleet_ops_agent agents[FLEET_OPS_MAX_AGENTS];
     size_t n_agents;
     char coordinators[8][FLEET_TOPICS_MAX_ID + 1];
+    char coordinator_streams[8][FLEET_TOPICS_MAX_ID + 1]; /* "" when its state names none */
     bool coordinator_online[8];
     size_t n_coordinators;
 } fleet_ops_view;

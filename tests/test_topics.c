@@ -165,6 +165,13 @@ static void test_round_trips(void **state)
     assert_int_equal(fleet_msg_coordinator_state_decode(buf, len, &cs2), FLEET_TOPICS_OK);
     assert_memory_equal(&cs, &cs2, sizeof cs);
     free(buf);
+    strcpy(cs.stream, "line-3"); /* optional: announced by coordinators since 2026-11-30 */
+    assert_int_equal(fleet_msg_coordinator_state_encode(&cs, &buf, &len), FLEET_TOPICS_OK);
+    assert_int_equal(fleet_msg_coordinator_state_decode(buf, len, &cs2), FLEET_TOPICS_OK);
+    assert_memory_equal(&cs, &cs2, sizeof cs);
+    free(buf);
+    strcpy(cs.stream, "line/3"); /* not an id: would break topic names */
+    assert_int_not_equal(fleet_msg_coordinator_state_encode(&cs, &buf, &len), FLEET_TOPICS_OK);
 }
 
 /* Writes a map of the given key/value pairs (values already packed by the callback). */

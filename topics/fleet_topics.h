@@ -130,6 +130,7 @@ typedef struct fleet_msg_coordinator_state {
     char coordinator[FLEET_TOPICS_MAX_ID + 1];
     bool online;
     uint64_t time_ms;
+    char stream[FLEET_TOPICS_MAX_ID + 1]; /* the stream it serves; "" when not said */
 } fleet_msg_coordinator_state;
 
 typedef enum fleet_output_kind {

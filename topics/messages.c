@@ -37,6 +37,16 @@ static fleet_topics_status read_id(const topics_reader *r, const char *key, char
     return st;
 }
 
+/* An id that may be absent ("" then). */
+static fleet_topics_status read_optional_id(const topics_reader *r, const char *key, char *out)
+{
+    fleet_topics_status st = topics_get_str(r, key, false, out, FLEET_TOPICS_MAX_ID + 1);
+    if (st == FLEET_TOPICS_OK && out[0] && topics_check_id(key, out) != FLEET_TOPICS_OK)
+        return topics_fail(FLEET_TOPICS_ERANGE, "%s: key '%s': %s", r->message, key,
+                           fleet_topics_last_error());
+    return st;
+}
+
 #define NULL_ARGS(m, buf, len) (!(m) || !(buf) || !(len))
 
 /* ---- agent birth and death ------------------------------------------------------------- */
@@ -251,11 +261,15 @@ fleet_topics_status fleet_msg_coordinator_state_encode(const fleet_msg_coordinat
         return topics_fail(FLEET_TOPICS_EINVAL, "coordinator state: bad arguments");
     if ((st = topics_check_id("coordinator", m->coordinator)))
         return st;
+    if (m->stream[0] && (st = topics_check_id("stream", m->stream)))
+        return st;
     topics_writer w;
-    topics_writer_init(&w, 3);
+    topics_writer_init(&w, m->stream[0] ? 4 : 3);
     topics_put_str(&w, "coordinator", m->coordinator);
     topics_put_bool(&w, "online", m->online);
     topics_put_uint(&w, "time_ms", m->time_ms);
+    if (m->stream[0])
+        topics_put_str(&w, "stream", m->stream);
     return topics_writer_finish(&w, buf, len);
 }
 
@@ -270,6 +284,7 @@ fleet_topics_status fleet_msg_coordinator_state_decode(const uint8_t *buf, size_
     TRY(read_id(&r, "coordinator", m->coordinator));
     TRY(topics_get_bool(&r, "online", true, &m->online));
     TRY(topics_get_uint(&r, "time_ms", false, UINT64_MAX, &m->time_ms));
+    TRY(read_optional_id(&r, "stream", m->stream));
 done:
     topics_reader_close(&r);
     return st;
