@@ -30,11 +30,17 @@ static double agent_load(const coord_members *m, const coord_family *f, const co
     return load / (double)(a->cores ? a->cores : 1);
 }
 
+/* Alive and this coordinator's to assign (another coordinator assigns the rest). */
+static bool usable(const coord_agent *a)
+{
+    return a->alive && a->ours;
+}
+
 static size_t replicas(const coord_members *m, size_t v)
 {
     size_t n = 0;
     for (size_t i = 0; i < m->count; i++)
-        n += m->agents[i].alive && (m->agents[i].assigned >> v & 1u);
+        n += usable(&m->agents[i]) && (m->agents[i].assigned >> v & 1u);
     return n;
 }
 
@@ -45,7 +51,7 @@ static int least_loaded_without(const coord_members *m, const coord_family *f, s
     double best_load = 0.0;
     for (size_t i = 0; i < m->count; i++) {
         const coord_agent *a = &m->agents[i];
-        if (!a->alive || (a->assigned >> v & 1u))
+        if (!usable(a) || (a->assigned >> v & 1u))
             continue;
         double load = agent_load(m, f, a, a->assigned | 1u << v);
         if (best < 0 || load < best_load) {
@@ -71,7 +77,7 @@ static bool balance_once(coord_members *m, const coord_family *f, uint32_t *befo
     double busy_load = 0.0;
     for (size_t i = 0; i < m->count; i++) {
         coord_agent *a = &m->agents[i];
-        if (!a->alive)
+        if (!usable(a))
             continue;
         if (a->assigned == 0 && idle < 0)
             idle = (int)i;
@@ -97,18 +103,19 @@ static bool balance_once(coord_members *m, const coord_family *f, uint32_t *befo
 size_t coord_assign(coord_members *m, const coord_family *f, uint32_t replication, bool *changed)
 {
     uint32_t before[COORD_MAX_AGENTS];
-    size_t live = coord_members_live(m);
-    size_t target = replication < live ? replication : live;
+    size_t live = 0;
     for (size_t i = 0; i < m->count; i++) {
         before[i] = m->agents[i].assigned;
         changed[i] = false;
-        if (!m->agents[i].alive)
-            m->agents[i].assigned = 0; /* orphaned: picked up below */
+        live += usable(&m->agents[i]);
+        if (!usable(&m->agents[i]))
+            m->agents[i].assigned = 0; /* orphaned, or another coordinator's: picked up below */
     }
+    size_t target = replication < live ? replication : live;
     for (size_t v = 0; v < f->count; v++) {
         while (replicas(m, v) > target) /* replication lowered: drop from the busiest */
             for (size_t i = m->count; i-- > 0;)
-                if (m->agents[i].alive && (m->agents[i].assigned >> v & 1u)) {
+                if (usable(&m->agents[i]) && (m->agents[i].assigned >> v & 1u)) {
                     m->agents[i].assigned &= ~(1u << v);
                     break;
                 }
@@ -123,7 +130,7 @@ size_t coord_assign(coord_members *m, const coord_family *f, uint32_t replicatio
         ;
     size_t n = 0;
     for (size_t i = 0; i < m->count; i++) {
-        changed[i] = m->agents[i].alive && m->agents[i].assigned != before[i];
+        changed[i] = usable(&m->agents[i]) && m->agents[i].assigned != before[i];
         n += changed[i];
     }
     return n;

@@ -23,6 +23,7 @@ struct fleet_coordinator {
     bool lock_ready;
     coord_family family;
     coord_members members;
+    coord_peers peers;   /* the other coordinators: who assigns which agent */
     coord_stream stream; /* state is per stream; this daemon serves one */
     fleet_coordinator_stats stats;
     uint64_t epoch;
@@ -56,6 +57,7 @@ static void publish_state(fleet_coordinator *c, bool online)
 {
     fleet_msg_coordinator_state s = {.online = online, .time_ms = wall_ms()};
     snprintf(s.coordinator, sizeof s.coordinator, "%s", c->cfg.id);
+    snprintf(s.stream, sizeof s.stream, "%s", c->cfg.stream);
     char topic[FLEET_TOPICS_MAX_TOPIC];
     fleet_topic_build(c->cfg.prefix, FLEET_TOPIC_COORDINATOR_STATE, c->cfg.id, topic, sizeof topic);
     uint8_t *buf = NULL;
@@ -141,7 +143,10 @@ static void reassign(fleet_coordinator *c, const char *why)
     bool changed[COORD_MAX_AGENTS];
     size_t moved = coord_assign(&c->members, &c->family, c->cfg.replication, changed);
     if (moved > 0) {
-        c->epoch++;
+        /* Wall-clock epochs: an agent that another coordinator assigned meanwhile follows
+         * ours only when it is newer. */
+        uint64_t now = wall_ms();
+        c->epoch = now > c->epoch ? now : c->epoch + 1;
         c->stats.reassignments++;
         LOG(c, 2, "%s: epoch %llu, %zu agent(s) get new variants", why,
             (unsigned long long)c->epoch, moved);
@@ -166,9 +171,11 @@ static void on_agent_state(fleet_coordinator *c, const fleet_link_message *m)
         bool fresh = !coord_members_find(&c->members, s.birth.agent) ||
                      !coord_members_find(&c->members, s.birth.agent)->alive;
         if (coord_members_birth(&c->members, &s.birth, m->received_us)) {
+            coord_peers_claim(&c->peers, &c->members);
             coord_agent *a = coord_members_find(&c->members, s.birth.agent);
-            LOG(c, 2, "agent %s %s (bdseq %llu, %zu models)", a->id, fresh ? "born" : "updated",
-                (unsigned long long)a->bdseq, a->n_models);
+            LOG(c, 2, "agent %s %s (bdseq %llu, %zu models%s)", a->id, fresh ? "born" : "updated",
+                (unsigned long long)a->bdseq, a->n_models,
+                a->ours ? "" : ", another coordinator's");
             reassign(c, "birth");
             if (fresh && a->assigned && a->assigned_epoch != c->epoch)
                 publish_assignment(c, a);
@@ -179,6 +186,43 @@ static void on_agent_state(fleet_coordinator *c, const fleet_link_message *m)
     }
 }
 
+/* Another coordinator's state: when the set of online coordinators changes, agents change
+ * hands (peers.c) and the variants are placed again over the agents that are ours now. */
+static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message *m)
+{
+    fleet_msg_coordinator_state s;
+    if (fleet_msg_coordinator_state_decode(m->payload, m->len, &s) != FLEET_TOPICS_OK) {
+        c->stats.bad_messages++;
+        LOG(c, 1, "bad coordinator state on %s: %s", m->topic, fleet_topics_last_error());
+        return;
+    }
+    coord_peers_change change = coord_peers_update(&c->peers, &s);
+    if (change == COORD_PEERS_FULL)
+        LOG(c, 0, "coordinator %s ignored: %d other coordinators known already", s.coordinator,
+            COORD_MAX_PEERS);
+    if (s.online && strcmp(s.coordinator, c->cfg.id) != 0 && strcmp(s.stream, c->cfg.stream) == 0)
+        LOG(c, 0,
+            "coordinator %s serves stream '%s' too: both decide its requests (give each "
+            "stream one coordinator)",
+            s.coordinator, s.stream);
+    if (change != COORD_PEERS_CHANGED)
+        return;
+    bool was_ours[COORD_MAX_AGENTS];
+    for (size_t i = 0; i < c->members.count; i++)
+        was_ours[i] = c->members.agents[i].ours;
+    size_t moved = coord_peers_claim(&c->peers, &c->members);
+    LOG(c, 2, "coordinator %s %s: %zu coordinator(s) online, %zu agent(s) change hands",
+        s.coordinator, s.online ? "online" : "offline", c->peers.count + 1, moved);
+    if (moved == 0)
+        return;
+    reassign(c, "coordinators changed");
+    for (size_t i = 0; i < c->members.count; i++) { /* taken over with nothing to do: stand by */
+        coord_agent *a = &c->members.agents[i];
+        if (a->ours && !was_ours[i] && a->alive && a->assigned == 0)
+            publish_assignment(c, a);
+    }
+}
+
 static void on_model_get(fleet_coordinator *c, const fleet_link_message *m)
 {
     fleet_msg_model_get g;
@@ -186,6 +230,8 @@ static void on_model_get(fleet_coordinator *c, const fleet_link_message *m)
         c->stats.bad_messages++;
         return;
     }
+    if (!coord_peers_owns(&c->peers, g.agent))
+        return; /* its own coordinator answers */
     const coord_variant *var = NULL;
     for (size_t v = 0; v < c->family.count && !var; v++)
         if (strcmp(c->family.variants[v].digest, g.digest) == 0)
@@ -310,6 +356,9 @@ static void dispatch(fleet_coordinator *c, const fleet_link_message *m)
     case FLEET_TOPIC_MODEL_GET:
         on_model_get(c, m);
         break;
+    case FLEET_TOPIC_COORDINATOR_STATE:
+        on_coordinator_state(c, m);
+        break;
     case FLEET_TOPIC_STREAM_REQUEST:
         if (ours)
             on_request(c, m);
@@ -328,10 +377,9 @@ static fleet_coordinator_status subscribe_all(fleet_coordinator *c)
     static const struct {
         fleet_topic_kind kind;
         int qos;
-    } subs[] = {{FLEET_TOPIC_AGENT_STATE, 1},
-                {FLEET_TOPIC_AGENT_HEARTBEAT, 0},
-                {FLEET_TOPIC_MODEL_GET, 1},
-                {FLEET_TOPIC_STREAM_REQUEST, 0},
+    } subs[] = {{FLEET_TOPIC_COORDINATOR_STATE, 1}, /* first: peers known before any agent */
+                {FLEET_TOPIC_AGENT_STATE, 1},       {FLEET_TOPIC_AGENT_HEARTBEAT, 0},
+                {FLEET_TOPIC_MODEL_GET, 1},         {FLEET_TOPIC_STREAM_REQUEST, 0},
                 {FLEET_TOPIC_STREAM_RESULT, 0}};
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         char filter[FLEET_TOPICS_MAX_TOPIC];
@@ -373,6 +421,7 @@ static fleet_coordinator_status connect_link(fleet_coordinator *c)
                           fleet_topics_last_error());
     fleet_msg_coordinator_state offline = {.online = false};
     snprintf(offline.coordinator, sizeof offline.coordinator, "%s", c->cfg.id);
+    snprintf(offline.stream, sizeof offline.stream, "%s", c->cfg.stream);
     uint8_t *will = NULL;
     size_t will_len = 0;
     if (fleet_msg_coordinator_state_encode(&offline, &will, &will_len) != FLEET_TOPICS_OK)
@@ -406,6 +455,7 @@ fleet_coordinator_status fleet_coordinator_create(const fleet_coordinator_config
     if (!c)
         return coord_fail(FLEET_COORDINATOR_ENOMEM, "out of memory");
     c->cfg = *config;
+    snprintf(c->peers.self, sizeof c->peers.self, "%s", c->cfg.id);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* fleet_link_now_us's clock */

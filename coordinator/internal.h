@@ -59,6 +59,7 @@ typedef struct coord_agent {
     uint32_t latency_ewma_us;
     uint32_t assigned; /* bitmask of variants */
     uint64_t assigned_epoch;
+    bool ours; /* this coordinator assigns it (peers.c); true until other coordinators show */
 } coord_agent;
 
 typedef struct coord_members {
@@ -77,7 +78,37 @@ coord_agent *coord_members_find(coord_members *m, const char *id);
 /* True when a live agent assigned variant v has its model loaded. */
 bool coord_members_serving(const coord_members *m, const coord_family *f, size_t v);
 
-/* assign.c: places every variant on `replication` live agents, moving as little as possible.
+/* peers.c: the other coordinators that share the fleet (from their retained states), and
+ * which agents are this coordinator's to assign: each agent belongs to the online coordinator
+ * with the highest coord_peers_score(agent, coordinator), so coordinators that see the same
+ * peers agree without talking, and a coordinator's coming or going moves only its agents. */
+#define COORD_MAX_PEERS 64
+
+typedef struct coord_peer {
+    char id[FLEET_TOPICS_MAX_ID + 1];
+    char stream[FLEET_TOPICS_MAX_ID + 1]; /* the stream it serves ("" when not announced) */
+} coord_peer;
+
+typedef struct coord_peers {
+    char self[FLEET_TOPICS_MAX_ID + 1];
+    coord_peer peers[COORD_MAX_PEERS]; /* online, self excluded */
+    size_t count;
+} coord_peers;
+
+typedef enum coord_peers_change {
+    COORD_PEERS_SAME,    /* nothing that moves an agent */
+    COORD_PEERS_CHANGED, /* a coordinator came or went */
+    COORD_PEERS_FULL,    /* a new coordinator, but COORD_MAX_PEERS are known: not counted */
+} coord_peers_change;
+
+uint64_t coord_peers_score(const char *agent, const char *coordinator);
+bool coord_peers_owns(const coord_peers *p, const char *agent);
+coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinator_state *s);
+/* Sets every agent's `ours`; returns how many changed. */
+size_t coord_peers_claim(const coord_peers *p, coord_members *m);
+
+/* assign.c: places every variant on `replication` live agents of ours, moving as little as
+ * possible.
  * changed[i] is set for every agent index whose variants changed; returns how many. */
 size_t coord_assign(coord_members *m, const coord_family *f, uint32_t replication, bool *changed);
 

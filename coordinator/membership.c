@@ -21,6 +21,7 @@ bool coord_members_birth(coord_members *m, const fleet_msg_birth *b, double now_
         a = &m->agents[m->count++];
         memset(a, 0, sizeof *a);
         snprintf(a->id, sizeof a->id, "%s", b->agent);
+        a->ours = true; /* alone in the fleet until peers.c says otherwise */
     } else if (b->bdseq < a->bdseq) {
         return false; /* a replayed old birth */
     }
@@ -89,7 +90,7 @@ bool coord_members_serving(const coord_members *m, const coord_family *f, size_t
 {
     for (size_t i = 0; i < m->count; i++) {
         const coord_agent *a = &m->agents[i];
-        if (a->alive && (a->assigned >> v & 1u) && has_model(a, f->variants[v].digest))
+        if (a->alive && a->ours && (a->assigned >> v & 1u) && has_model(a, f->variants[v].digest))
             return true;
     }
     return false;

@@ -335,12 +335,12 @@ static fleet_assigned_variant variant_of(uint32_t index, const model_file *m,
     return v;
 }
 
-static void assign_to(const char *agent, const char *stream, uint64_t epoch,
-                      const fleet_assigned_variant *variants, size_t n)
+static void assign_from(const char *coordinator, const char *agent, const char *stream,
+                        uint64_t epoch, const fleet_assigned_variant *variants, size_t n)
 {
     fleet_msg_assignment a;
     memset(&a, 0, sizeof a);
-    strcpy(a.agent, agent), strcpy(a.coordinator, "test"), strcpy(a.stream, stream);
+    strcpy(a.agent, agent), strcpy(a.coordinator, coordinator), strcpy(a.stream, stream);
     a.epoch = epoch;
     a.n_variants = n;
     for (size_t i = 0; i < n; i++)
@@ -351,6 +351,12 @@ static void assign_to(const char *agent, const char *stream, uint64_t epoch,
     char topic[128];
     topic_of(topic, sizeof topic, "assignment", a.agent);
     publish(topic, buf, len, 1, 1, NULL);
+}
+
+static void assign_to(const char *agent, const char *stream, uint64_t epoch,
+                      const fleet_assigned_variant *variants, size_t n)
+{
+    assign_from("test", agent, stream, epoch, variants, n);
 }
 
 static void assign(const running_agent *r, uint64_t epoch, const fleet_assigned_variant *variants,
@@ -704,6 +710,9 @@ static void test_stale_epoch_ignored(void **state)
     uint8_t *buf = NULL;
     size_t len = 0;
     assert_int_equal(fleet_msg_assignment_encode(&other, &buf, &len), FLEET_TOPICS_OK);
+    uint8_t *misaddressed = malloc(len);
+    memcpy(misaddressed, buf, len);
+    size_t misaddressed_len = len;
     publish(PREFIX "/agent/gw-3/assignment", buf, len, 1, 0, NULL);
     await_bad_messages(r.agent, 1); /* processed in order: the stale ones came first */
     fleet_agent_stats st;
@@ -719,6 +728,21 @@ static void test_stale_epoch_ignored(void **state)
     fleet_agent_get_stats(r.agent, &st);
     assert_int_equal(st.epoch, 11);
     assert_int_equal(st.variants_assigned, 0);
+
+    /* Another coordinator takes the agent over (coordinators share the fleet): its first
+     * assignment counts whatever its epoch, then its own epochs order its assignments. */
+    fleet_assigned_variant v = variant_of(0, &tiny, FLEET_OUTPUT_TOPK, 3, 1.0f);
+    assign_from("other", r.id, r.stream, 5, &v, 1);
+    await_state(r.id, true, 1); /* the model was cached: ready at once */
+    send_request(&r, "taken-over", 5000);
+    res = await_result(&r);
+    assert_int_equal(res.epoch, 5);
+    assign_from("other", r.id, r.stream, 4, NULL, 0); /* stale for "other" */
+    publish(PREFIX "/agent/gw-3/assignment", misaddressed, misaddressed_len, 1, 0, NULL);
+    await_bad_messages(r.agent, 2);
+    fleet_agent_get_stats(r.agent, &st);
+    assert_int_equal(st.epoch, 5);
+    assert_int_equal(st.variants_ready, 1);
     stop_agent(&r);
 }
 

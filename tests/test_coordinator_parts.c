@@ -123,6 +123,97 @@ static void test_assignment_covers_moves_little_and_fails_over(void **state)
         assert_int_equal(owners(&m, v), 2);
 }
 
+/* The view of coordinator `self` when ids[0..n) are online: its peers are the others. */
+static void view(coord_peers *p, const char *self, const char *const *ids, size_t n)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->self, sizeof p->self, "%s", self);
+    for (size_t i = 0; i < n; i++) {
+        fleet_msg_coordinator_state s = {.online = true};
+        snprintf(s.coordinator, sizeof s.coordinator, "%s", ids[i]);
+        coord_peers_update(p, &s);
+    }
+}
+
+/* Coordinators sharing a fleet agree on every agent's owner without talking, share the agents
+ * about evenly, move only the leaving coordinator's agents, and place variants on their own. */
+static void test_peers_split_agents(void **state)
+{
+    (void)state;
+    static const char *const coords[] = {"north", "south", "east"};
+    enum { N = 300 };
+    static coord_peers views[3];
+    for (int c = 0; c < 3; c++)
+        view(&views[c], coords[c], coords, 3);
+    assert_int_equal(views[0].count, 2); /* its own state is not a peer */
+    int owned[3] = {0}, owner_of[N];
+    for (int i = 0; i < N; i++) {
+        char agent[16];
+        snprintf(agent, sizeof agent, "gw-%d", i);
+        int n_owners = 0;
+        for (int c = 0; c < 3; c++)
+            if (coord_peers_owns(&views[c], agent)) {
+                owner_of[i] = c;
+                owned[c]++;
+                n_owners++;
+            }
+        assert_int_equal(n_owners, 1);
+    }
+    for (int c = 0; c < 3; c++)
+        assert_in_range(owned[c], N / 3 - 40, N / 3 + 40);
+
+    /* "east" goes offline (its will): only its agents move, to the two left. */
+    fleet_msg_coordinator_state gone = {.coordinator = "east", .online = false};
+    assert_int_equal(coord_peers_update(&views[0], &gone), COORD_PEERS_CHANGED);
+    assert_int_equal(coord_peers_update(&views[0], &gone), COORD_PEERS_SAME);
+    assert_int_equal(coord_peers_update(&views[1], &gone), COORD_PEERS_CHANGED);
+    for (int i = 0; i < N; i++) {
+        char agent[16];
+        snprintf(agent, sizeof agent, "gw-%d", i);
+        bool north = coord_peers_owns(&views[0], agent), south = coord_peers_owns(&views[1], agent);
+        assert_true(north != south);
+        if (owner_of[i] != 2)
+            assert_int_equal(north ? 0 : 1, owner_of[i]);
+    }
+    fleet_msg_coordinator_state self = {.coordinator = "north", .online = false};
+    assert_int_equal(coord_peers_update(&views[0], &self), COORD_PEERS_SAME); /* an old will */
+
+    /* Placement uses only the agents a coordinator owns. */
+    coord_family f;
+    fake_family(&f, 2);
+    static coord_members m;
+    memset(&m, 0, sizeof m);
+    bool changed[COORD_MAX_AGENTS];
+    for (int i = 0; i < 8; i++) {
+        char agent[16];
+        snprintf(agent, sizeof agent, "gw-%d", i);
+        fleet_msg_birth b = birth(agent, 1, &f, 0);
+        coord_members_birth(&m, &b, 0);
+    }
+    coord_assign(&m, &f, 1, changed); /* alone: its agents all */
+    size_t mine = 8 - coord_peers_claim(&views[0], &m);
+    assert_true(mine >= 2 && mine < 8); /* gw-0..7 fall to both sides with these names */
+    coord_assign(&m, &f, 1, changed);
+    for (size_t i = 0; i < m.count; i++) {
+        assert_int_equal(m.agents[i].ours, coord_peers_owns(&views[0], m.agents[i].id));
+        if (!m.agents[i].ours)
+            assert_int_equal(m.agents[i].assigned, 0);
+    }
+    for (size_t v = 0; v < 2; v++)
+        assert_int_equal(owners(&m, v), 1);
+
+    /* A full table refuses the next coordinator rather than mis-assigning. */
+    coord_peers full;
+    memset(&full, 0, sizeof full);
+    strcpy(full.self, "me");
+    for (int i = 0; i <= COORD_MAX_PEERS; i++) {
+        fleet_msg_coordinator_state s = {.online = true};
+        snprintf(s.coordinator, sizeof s.coordinator, "c%d", i);
+        assert_int_equal(coord_peers_update(&full, &s),
+                         i < COORD_MAX_PEERS ? COORD_PEERS_CHANGED : COORD_PEERS_FULL);
+    }
+}
+
 /* Aggregation: a sink that records decisions. */
 static fleet_msg_decision last;
 static int delivered;
@@ -319,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_bdseq_keeps_reborn_agents_alive),
         cmocka_unit_test(test_heartbeat_timeout),
         cmocka_unit_test(test_assignment_covers_moves_little_and_fails_over),
+        cmocka_unit_test(test_peers_split_agents),
         cmocka_unit_test(test_stream_decides_dedups_and_ignores_late),
         cmocka_unit_test(test_stream_fusion_checks_features),
         cmocka_unit_test(test_stream_deadline_degrades_and_bounds_memory),

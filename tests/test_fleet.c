@@ -35,7 +35,7 @@
 typedef struct fleet_fixture {
     fleetctl_broker broker;
     fleetctl_dataset data;
-    pid_t coordinator, agents[N_AGENTS];
+    pid_t coordinator, second_coordinator, agents[N_AGENTS];
     char dir[64];
     fleet_link *client;
     char zoo[512];
@@ -80,15 +80,18 @@ static void start_agent(int i)
     fx.agents[i] = spawn(argv, log);
 }
 
-/* extra: more "--flag", "value" pairs, NULL-terminated (or NULL). */
-static void start_coordinator_with(const char *rule, const char *replication,
-                                   const char *const *extra)
+/* Coordinator id serving stream; extra: more "--flag", "value" pairs, NULL-terminated (or
+ * NULL). Returns its pid. */
+static pid_t start_coordinator_as(const char *id, const char *stream, const char *rule,
+                                  const char *replication, const char *const *extra)
 {
     char v[N_VARIANTS][600], log[128];
     for (int i = 0; i < N_VARIANTS; i++)
         snprintf(v[i], sizeof v[i], "%s/variant-%d.onnx", fx.zoo, i);
-    snprintf(log, sizeof log, "%s/coordinator.log", fx.dir);
+    snprintf(log, sizeof log, "%s/coordinator-%s.log", fx.dir, id);
     char *argv[40] = {FLEET_BINARY_DIR "/coordinator/fleet-coordinator",
+                      "--id",
+                      (char *)id,
                       "--broker",
                       fx.broker.url,
                       "--password",
@@ -96,7 +99,7 @@ static void start_coordinator_with(const char *rule, const char *replication,
                       "--prefix",
                       PREFIX,
                       "--stream",
-                      STREAM,
+                      (char *)stream,
                       "--rule",
                       (char *)rule,
                       "--replication",
@@ -107,7 +110,7 @@ static void start_coordinator_with(const char *rule, const char *replication,
                       "3000",
                       "--log_level",
                       "info"};
-    int n = 19;
+    int n = 21;
     for (int i = 0; i < N_VARIANTS; i++) {
         argv[n++] = "--variant";
         argv[n++] = v[i];
@@ -115,7 +118,13 @@ static void start_coordinator_with(const char *rule, const char *replication,
     for (size_t i = 0; extra && extra[i] && n < 38; i++)
         argv[n++] = (char *)extra[i];
     argv[n] = NULL;
-    fx.coordinator = spawn(argv, log);
+    return spawn(argv, log);
+}
+
+static void start_coordinator_with(const char *rule, const char *replication,
+                                   const char *const *extra)
+{
+    fx.coordinator = start_coordinator_as("main", STREAM, rule, replication, extra);
 }
 
 static void start_coordinator(const char *rule, const char *replication)
@@ -131,11 +140,13 @@ static void stop_fleet(void)
             waitpid(fx.agents[i], NULL, 0);
             fx.agents[i] = 0;
         }
-    if (fx.coordinator > 0) {
-        kill(fx.coordinator, SIGTERM);
-        waitpid(fx.coordinator, NULL, 0);
-        fx.coordinator = 0;
-    }
+    pid_t *coordinators[] = {&fx.coordinator, &fx.second_coordinator};
+    for (int i = 0; i < 2; i++)
+        if (*coordinators[i] > 0) {
+            kill(*coordinators[i], SIGTERM);
+            waitpid(*coordinators[i], NULL, 0);
+            *coordinators[i] = 0;
+        }
 }
 
 /* A failed test leaves its fleet running; the next one starts from none. */
@@ -181,12 +192,12 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static void send_image(size_t index, const char *id)
+static void send_image_to(const char *stream, size_t index, const char *id)
 {
     fleet_msg_request r;
     memset(&r, 0, sizeof r);
     snprintf(r.id, sizeof r.id, "%s", id);
-    snprintf(r.stream, sizeof r.stream, STREAM);
+    snprintf(r.stream, sizeof r.stream, "%s", stream);
     r.deadline_ms = 3000;
     r.tensor = (fleet_tensor){.dtype = FLEET_DTYPE_U8,
                               .scale = 1.0f / 255.0f,
@@ -198,10 +209,15 @@ static void send_image(size_t index, const char *id)
     size_t len = 0;
     assert_int_equal(fleet_msg_request_encode(&r, &buf, &len), FLEET_TOPICS_OK);
     fleet_link_props props = {.response_topic = REPLY};
-    assert_int_equal(
-        fleet_link_publish(fx.client, PREFIX "/stream/" STREAM "/request", buf, len, 0, 0, &props),
-        FLEET_LINK_OK);
+    char topic[128];
+    snprintf(topic, sizeof topic, PREFIX "/stream/%s/request", stream);
+    assert_int_equal(fleet_link_publish(fx.client, topic, buf, len, 0, 0, &props), FLEET_LINK_OK);
     free(buf);
+}
+
+static void send_image(size_t index, const char *id)
+{
+    send_image_to(STREAM, index, id);
 }
 
 /* The next decision on the reply topic, or false after timeout_ms. */
@@ -215,19 +231,24 @@ static bool next_decision(int timeout_ms, fleet_msg_decision *d)
     return ok;
 }
 
-/* Probes until a decision uses every variant: all agents have their models. */
-static void wait_until_healthy(void)
+/* Probes stream until a decision uses every variant: its agents have their models. */
+static void wait_until_healthy_on(const char *stream)
 {
     for (int probe = 0; probe < 200; probe++) {
         char id[32];
         snprintf(id, sizeof id, "probe-%d", probe);
-        send_image(0, id);
+        send_image_to(stream, 0, id);
         fleet_msg_decision d;
         while (next_decision(300, &d))
-            if (!d.degraded && d.n_used == N_VARIANTS)
+            if (!d.degraded && d.n_used == N_VARIANTS && strcmp(d.stream, stream) == 0)
                 return;
     }
-    fail_msg("the fleet never became healthy (logs in %s)", fx.dir);
+    fail_msg("stream %s never became healthy (logs in %s)", stream, fx.dir);
+}
+
+static void wait_until_healthy(void)
+{
+    wait_until_healthy_on(STREAM);
 }
 
 /* What the coordinator must decide for image index: the same rule over the same variants. */
@@ -449,6 +470,96 @@ static void test_kill_agent_every_request_answered(void **state)
     stop_fleet();
 }
 
+/* Which coordinator each agent's retained assignment names, read by a fresh subscriber;
+ * returns how many agents name `coordinator`. */
+static int agents_assigned_by(const char *coordinator)
+{
+    fleet_link_options o;
+    fleet_link_options_init(&o);
+    o.url = fx.broker.url;
+    o.client_id = "assignment-watcher";
+    o.username = "operator";
+    o.password = FLEETCTL_BROKER_SECRET;
+    fleet_link *watcher = NULL;
+    assert_int_equal(fleet_link_create(&o, &watcher), FLEET_LINK_OK);
+    assert_int_equal(fleet_link_subscribe(watcher, PREFIX "/agent/+/assignment", 1), FLEET_LINK_OK);
+    int n = 0, seen = 0;
+    fleet_link_message *m = NULL;
+    while (seen < N_AGENTS && fleet_link_receive(watcher, 2000, &m) == FLEET_LINK_OK) {
+        fleet_msg_assignment a;
+        assert_int_equal(fleet_msg_assignment_decode(m->payload, m->len, &a), FLEET_TOPICS_OK);
+        fleet_link_message_free(m);
+        seen++;
+        n += strcmp(a.coordinator, coordinator) == 0;
+    }
+    assert_int_equal(seen, N_AGENTS);
+    fleet_link_destroy(watcher);
+    return n;
+}
+
+/* `fleetctl status` on this fleet prints `line` among its lines. */
+static void expect_status(const char *line)
+{
+    char cmd[512], out[8192];
+    snprintf(cmd, sizeof cmd,
+             FLEET_BINARY_DIR "/dashboard-cli/fleetctl status --broker %s --password %s "
+                              "--prefix " PREFIX " --wait-ms 500",
+             fx.broker.url, FLEETCTL_BROKER_SECRET);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    assert_int_equal(pclose(p), 0);
+    if (!strstr(out, line))
+        fail_msg("fleetctl status lacks \"%s\":\n%s", line, out);
+}
+
+/* Two coordinators, each serving its own stream, share the four agents with no configuration:
+ * each assigns the agents it owns by rendezvous hashing (for these ids two each), both streams
+ * get full decisions; when one is killed (-9), the other takes its agents over and goes on
+ * answering every request. */
+static void test_two_coordinators_share_the_agents(void **state)
+{
+    (void)state;
+    fx.coordinator = start_coordinator_as("first", STREAM, "mean-softmax", "1", NULL);
+    fx.second_coordinator = start_coordinator_as("second", "s2", "mean-softmax", "1", NULL);
+    for (int i = 0; i < N_AGENTS; i++)
+        start_agent(i);
+    wait_until_healthy_on(STREAM);
+    wait_until_healthy_on("s2");
+    assert_int_equal(agents_assigned_by("first"), 2);
+    assert_int_equal(agents_assigned_by("second"), 2);
+    expect_status("coordinator first                online   stream " STREAM "\n");
+    expect_status("coordinator second               online   stream s2\n");
+
+    enum { count = 300 };
+    size_t answered = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (i == 50) {
+            kill(fx.second_coordinator, SIGKILL);
+            waitpid(fx.second_coordinator, NULL, 0);
+            fx.second_coordinator = 0;
+        }
+        char id[32];
+        snprintf(id, sizeof id, "shared-%zu", i);
+        send_image(i, id);
+        fleet_msg_decision d;
+        while (next_decision(4000, &d))
+            if (strcmp(d.id, id) == 0) {
+                answered++;
+                break;
+            }
+        struct timespec pace = {0, 5000000};
+        nanosleep(&pace, NULL);
+    }
+    assert_int_equal(answered, count);
+    for (int tries = 0; agents_assigned_by("first") < N_AGENTS; tries++)
+        if (tries == 50)
+            fail_msg("the survivor never took every agent over (logs in %s)", fx.dir);
+    wait_until_healthy_on(STREAM); /* all four variants, now over all four agents */
+    stop_fleet();
+}
+
 /* Clients that never saw our code: mosquitto_pub (MQTT v5 response topic) sends msgpack bytes
  * written by hand from docs/PROTOCOL.md (fixmap, fixstr keys, bin16 pixels), mosquitto_sub
  * receives the decision. Each try uses a new request id: the coordinator answers an id once. */
@@ -575,6 +686,7 @@ int main(void)
         cmocka_unit_test_teardown(test_500_decisions_match_offline_ensemble, stop_fleet_after),
         cmocka_unit_test_teardown(test_fusion_decisions_match_offline, stop_fleet_after),
         cmocka_unit_test_teardown(test_kill_agent_every_request_answered, stop_fleet_after),
+        cmocka_unit_test_teardown(test_two_coordinators_share_the_agents, stop_fleet_after),
         cmocka_unit_test_teardown(test_third_party_client_gets_decision, stop_fleet_after),
         cmocka_unit_test_teardown(test_existing_topics_in_json_out, stop_fleet_after),
     };
