@@ -89,9 +89,6 @@ typedef struct fleet_agent_stats {
     uint64_t bdseq, epoch;    /* this session's birth sequence; the assignment followed */
     uint32_t variants_assigned, variants_ready; /* ready: model loaded */
     uint32_t queued;                            /* requests waiting now */
-    /* Of the requests served, those Paho's receive thread served itself, the worker being
-     * idle (no thread hand-off). */
-    uint64_t served_on_arrival;
 } fleet_agent_stats;
 
 /* A consistent snapshot; safe from any thread while the agent exists. */

@@ -1,18 +1,15 @@
 /* internal.h: the agent's parts and the state they share (not installed).
  *
- * Two threads and Paho's. Paho's receive thread takes the requests (agent_queue_offer): it
- * serves one itself when nothing is being served and nothing waits (no hand-off on an idle
- * agent's path), and queues it for the worker otherwise. Every other message goes to the
- * main thread (fleet_agent_run), which keeps the assignment and the downloads and is the only
- * writer of the variants, the stream and the epoch. One request is served at a time.
- * Locks, always taken in this order:
+ * Two threads and Paho's. Paho's receive thread puts requests into the queue (agent_queue_offer)
+ * and leaves every other message to the main thread (fleet_agent_run), which keeps the
+ * assignment and the downloads and is the only writer of the variants, the stream and the
+ * epoch. The worker runs the models. Locks, always taken in this order:
  *   models_lock  variants[], n_variants, stream, epoch, topic_result. The main thread takes it
- *                only to change them (its own reads need no lock); whoever serves a request
- *                holds it meanwhile, so a model is never closed under it. Paho's thread only
- *                tries it: while the main thread swaps models the request goes to the queue.
+ *                only to change them (its own reads need no lock); the worker holds it while
+ *                it serves one request, so a model is never closed under it.
  *   lock         the queue (and what it admits), the counters, the latency EWMA, the heartbeat
- *                sequence. Held briefly; never while running a model or waiting for the
- *                broker. */
+ *                sequence. Held
+ *                briefly; never while running a model or waiting for the broker. */
 #ifndef FLEET_AGENT_INTERNAL_H
 #define FLEET_AGENT_INTERNAL_H
 
@@ -126,7 +123,6 @@ typedef struct agent_queue {
     fleet_link_message **items; /* ring buffer; the queue owns what it holds */
     size_t capacity, head, count;
     bool closed, held;
-    bool serving; /* a request is being served, by the worker or on arrival */
     pthread_cond_t ready;
     /* What Paho's receive thread may queue: requests of this stream while a model is loaded
      * (set by the main thread through agent_queue_admit). */
@@ -137,9 +133,8 @@ typedef struct agent_queue {
 fleet_agent_status agent_queue_init(agent_queue *q, size_t capacity);
 void agent_queue_free(agent_queue *q);
 /* Paho's receive thread: takes ownership of a request that arrived on stream's topic and
- * serves it at once when nothing is being served or waits, else queues it (when full the
- * oldest request makes room, counted); frees it when the agent does not serve that stream or
- * has no model yet. */
+ * queues it (when full the oldest request makes room, counted), or frees it when the agent
+ * does not serve that stream or has no model yet. */
 void agent_queue_offer(fleet_agent *a, const char *stream, fleet_link_message *m);
 /* Main thread: which requests agent_queue_offer takes from now on. */
 void agent_queue_admit(fleet_agent *a, const char *stream, bool accepting);

@@ -1,5 +1,4 @@
-/* work.c: the bounded request queue, and serving one request at a time: on arrival when the
- * worker is idle, by the worker otherwise. */
+/* work.c: the bounded request queue and the worker that serves one request at a time. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -55,6 +54,16 @@ static fleet_link_message *queue_locked(fleet_agent *a, fleet_link_message *m)
     return dropped;
 }
 
+void agent_queue_offer(fleet_agent *a, const char *stream, fleet_link_message *m)
+{
+    pthread_mutex_lock(&a->lock);
+    bool wanted = a->queue.accepting && strcmp(stream, a->queue.stream) == 0;
+    /* not wanted: a stream no longer served, or no model yet */
+    fleet_link_message *unused = wanted ? queue_locked(a, m) : m;
+    pthread_mutex_unlock(&a->lock);
+    fleet_link_message_free(unused);
+}
+
 void agent_queue_admit(fleet_agent *a, const char *stream, bool accepting)
 {
     pthread_mutex_lock(&a->lock);
@@ -93,7 +102,6 @@ static fleet_link_message *pop(fleet_agent *a)
         m = q->items[q->head];
         q->head = (q->head + 1) % q->capacity;
         q->count--;
-        q->serving = true;
     }
     pthread_mutex_unlock(&a->lock);
     return m;
@@ -126,7 +134,6 @@ static void run_variants(fleet_agent *a, const fleet_msg_request *r, bool *ran, 
     }
 }
 
-/* models_lock held (the counters take lock, which comes after it). */
 static void serve(fleet_agent *a, const fleet_link_message *m)
 {
     fleet_msg_request r;
@@ -136,12 +143,14 @@ static void serve(fleet_agent *a, const fleet_link_message *m)
         return;
     }
     bool ran = false, failed = false, expired = false;
+    pthread_mutex_lock(&a->models_lock);
     if (strcmp(r.stream, a->stream) != 0)
         agent_log(a, FLEET_LOG_DEBUG, "request %s is for stream '%s'", r.id, r.stream);
     else if ((expired = fleet_link_now_us() > deadline_us(m, &r)))
         agent_log(a, FLEET_LOG_DEBUG, "request %s expired in the queue", r.id);
     else
         run_variants(a, &r, &ran, &failed);
+    pthread_mutex_unlock(&a->models_lock);
     pthread_mutex_lock(&a->lock);
     a->stats.dropped_expired += expired;
     a->stats.processed += ran;
@@ -149,51 +158,13 @@ static void serve(fleet_agent *a, const fleet_link_message *m)
     pthread_mutex_unlock(&a->lock);
 }
 
-/* Paho's receive thread, after agent_queue_offer claimed the idle worker's turn: serves m
- * right here, sparing a thread wake-up on the request's path, unless the main thread holds
- * the models (swapping them): then m is queued for the worker as usual. */
-static void serve_on_arrival(fleet_agent *a, fleet_link_message *m)
-{
-    bool served = pthread_mutex_trylock(&a->models_lock) == 0;
-    if (served) {
-        serve(a, m);
-        pthread_mutex_unlock(&a->models_lock);
-    }
-    pthread_mutex_lock(&a->lock);
-    a->queue.serving = false;
-    a->stats.served_on_arrival += served;
-    fleet_link_message *unused = served ? m : queue_locked(a, m);
-    pthread_mutex_unlock(&a->lock);
-    fleet_link_message_free(unused);
-}
-
-void agent_queue_offer(fleet_agent *a, const char *stream, fleet_link_message *m)
-{
-    agent_queue *q = &a->queue;
-    pthread_mutex_lock(&a->lock);
-    bool wanted = q->accepting && strcmp(stream, q->stream) == 0;
-    /* not wanted: a stream no longer served, or no model yet */
-    bool now = wanted && !q->closed && !q->held && !q->serving && q->count == 0;
-    q->serving |= now;
-    fleet_link_message *unused = !wanted ? m : now ? NULL : queue_locked(a, m);
-    pthread_mutex_unlock(&a->lock);
-    fleet_link_message_free(unused);
-    if (now)
-        serve_on_arrival(a, m);
-}
-
 void *agent_worker(void *arg)
 {
     fleet_agent *a = arg;
     fleet_link_message *m;
     while ((m = pop(a)) != NULL) {
-        pthread_mutex_lock(&a->models_lock);
         serve(a, m);
-        pthread_mutex_unlock(&a->models_lock);
         fleet_link_message_free(m);
-        pthread_mutex_lock(&a->lock);
-        a->queue.serving = false;
-        pthread_mutex_unlock(&a->lock);
     }
     return NULL;
 }

@@ -100,12 +100,11 @@ static int setup(void **state)
 {
     (void)state;
     static const char *const ids[] = {"gw-1", "gw-2", "gw-3", "gw-4", "gw-5",
-                                      "gw-6", "gw-7", "gw-8", "gw-9", "gw-10"};
+                                      "gw-6", "gw-7", "gw-8", "gw-9"};
     size_t n = 0;
     if (!mkdtemp(root) || load_model_file(TINY, &tiny) || load_model_file(VARIANT0, &variant0) ||
         !(pixels = (float *)slurp(TINY_INPUT, &n)) || n < 784 * sizeof(float) ||
-        fleetctl_broker_start(fleetctl_broker_config_dir(), ids, (int)(sizeof ids / sizeof ids[0]),
-                              &broker) != 0)
+        fleetctl_broker_start(fleetctl_broker_config_dir(), ids, 9, &broker) != 0)
         return -1;
     fleet_link_options o;
     fleet_link_options_init(&o);
@@ -833,39 +832,6 @@ static void test_queue_full_and_expired(void **state)
     stop_agent(&r);
 }
 
-/* An idle agent serves a request on Paho's receive thread, sparing the hand-off to its
- * worker; while something is being served or waits, requests go to the worker, in order. */
-static void test_served_on_arrival_or_queued(void **state)
-{
-    (void)state;
-    running_agent r = {.id = "gw-10"};
-    start_agent(&r);
-    await_state(r.id, true, 0);
-    make_ready(&r, 1);
-
-    send_request(&r, "idle", 5000);
-    assert_string_equal(await_result(&r).id, "idle");
-    fleet_agent_stats stats;
-    fleet_agent_get_stats(r.agent, &stats);
-    assert_int_equal(stats.served_on_arrival, 1);
-    assert_int_equal(stats.processed, 1);
-
-    agent_queue_hold(r.agent, true); /* the worker stands still: nothing may overtake it */
-    send_request(&r, "queued-1", 5000);
-    fleet_msg_heartbeat want = {.queue = 1, .processed = 1};
-    await_heartbeat(r.id, heartbeat_equals, &want);
-    send_request(&r, "queued-2", 5000);
-    want.queue = 2;
-    await_heartbeat(r.id, heartbeat_equals, &want);
-    agent_queue_hold(r.agent, false);
-    assert_string_equal(await_result(&r).id, "queued-1");
-    assert_string_equal(await_result(&r).id, "queued-2");
-    fleet_agent_get_stats(r.agent, &stats);
-    assert_int_equal(stats.served_on_arrival, 1);
-    assert_int_equal(stats.processed, 3);
-    stop_agent(&r);
-}
-
 /* Models found in the cache are verified (a damaged one is removed and fetched), loaded
  * without a download; an INT8 variant publishes its quantized features. */
 static void test_cache_and_int8(void **state)
@@ -1080,7 +1046,6 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stale_epoch_ignored),
         cmocka_unit_test(test_garbage_everywhere),
         cmocka_unit_test(test_queue_full_and_expired),
-        cmocka_unit_test(test_served_on_arrival_or_queued),
         cmocka_unit_test(test_cache_and_int8),
         cmocka_unit_test(test_reconnect_rebirth),
         cmocka_unit_test(test_stop_and_restart),
