@@ -108,8 +108,8 @@ size_t coord_assign(coord_members *m, const coord_family *f, uint32_t replicatio
         before[i] = m->agents[i].assigned;
         changed[i] = false;
         live += usable(&m->agents[i]);
-        if (!usable(&m->agents[i]))
-            m->agents[i].assigned = 0; /* orphaned, or another coordinator's: picked up below */
+        if (!m->agents[i].alive)
+            m->agents[i].assigned = 0; /* orphaned: picked up below */
     }
     size_t target = replication < live ? replication : live;
     for (size_t v = 0; v < f->count; v++) {

@@ -31,6 +31,7 @@ struct fleet_coordinator {
     volatile sig_atomic_t stopping;
     uint64_t raw_inputs;
     double next_expire_us;
+    uint64_t reconnects; /* fleet_link's count when the online state was last published */
 };
 
 #define LOG(c, level, ...) coord_log(level, (c)->cfg.log_level, __VA_ARGS__)
@@ -143,8 +144,8 @@ static void reassign(fleet_coordinator *c, const char *why)
     bool changed[COORD_MAX_AGENTS];
     size_t moved = coord_assign(&c->members, &c->family, c->cfg.replication, changed);
     if (moved > 0) {
-        /* Wall-clock epochs: an agent that another coordinator assigned meanwhile follows
-         * ours only when it is newer. */
+        /* Wall-clock epochs keep growing across restarts (an agent ignores an epoch lower
+         * than the one it follows from the same coordinator). */
         uint64_t now = wall_ms();
         c->epoch = now > c->epoch ? now : c->epoch + 1;
         c->stats.reassignments++;
@@ -177,7 +178,9 @@ static void on_agent_state(fleet_coordinator *c, const fleet_link_message *m)
                 (unsigned long long)a->bdseq, a->n_models,
                 a->ours ? "" : ", another coordinator's");
             reassign(c, "birth");
-            if (fresh && a->assigned && a->assigned_epoch != c->epoch)
+            /* Ours and new: it hears from us even with nothing to do, which replaces any
+             * retained assignment another coordinator left for it. */
+            if (fresh && a->ours && a->assigned_epoch != c->epoch)
                 publish_assignment(c, a);
         }
     } else if (coord_members_death(&c->members, &s.death)) {
@@ -186,8 +189,8 @@ static void on_agent_state(fleet_coordinator *c, const fleet_link_message *m)
     }
 }
 
-/* Another coordinator's state: when the set of online coordinators changes, agents change
- * hands (peers.c) and the variants are placed again over the agents that are ours now. */
+/* Another coordinator's state: when the set of online coordinators changes, agents and
+ * requests change hands (peers.c) and the variants are placed again over our agents. */
 static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message *m)
 {
     fleet_msg_coordinator_state s;
@@ -196,30 +199,67 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
         LOG(c, 1, "bad coordinator state on %s: %s", m->topic, fleet_topics_last_error());
         return;
     }
+    if (strcmp(s.coordinator, c->cfg.id) == 0 && !s.online) {
+        publish_state(c, true); /* our will, from a lost session or an earlier run: alive */
+        return;
+    }
     coord_peers_change change = coord_peers_update(&c->peers, &s);
     if (change == COORD_PEERS_FULL)
         LOG(c, 0, "coordinator %s ignored: %d other coordinators known already", s.coordinator,
             COORD_MAX_PEERS);
-    if (s.online && strcmp(s.coordinator, c->cfg.id) != 0 && strcmp(s.stream, c->cfg.stream) == 0)
-        LOG(c, 0,
-            "coordinator %s serves stream '%s' too: both decide its requests (give each "
-            "stream one coordinator)",
-            s.coordinator, s.stream);
     if (change != COORD_PEERS_CHANGED)
         return;
     bool was_ours[COORD_MAX_AGENTS];
     for (size_t i = 0; i < c->members.count; i++)
         was_ours[i] = c->members.agents[i].ours;
     size_t moved = coord_peers_claim(&c->peers, &c->members);
-    LOG(c, 2, "coordinator %s %s: %zu coordinator(s) online, %zu agent(s) change hands",
-        s.coordinator, s.online ? "online" : "offline", c->peers.count + 1, moved);
+    LOG(c, 2,
+        "coordinator %s %s (stream '%s'): %zu online, this one %s stream '%s', %zu agent(s) "
+        "change hands",
+        s.coordinator, s.online ? "online" : "offline", s.stream, c->peers.count + 1,
+        coord_peers_leader(&c->peers) ? "leads" : "follows the leader of", c->cfg.stream, moved);
     if (moved == 0)
         return;
     reassign(c, "coordinators changed");
-    for (size_t i = 0; i < c->members.count; i++) { /* taken over with nothing to do: stand by */
+    for (size_t i = 0; i < c->members.count; i++) { /* taken over: it follows us from now on */
         coord_agent *a = &c->members.agents[i];
-        if (a->ours && !was_ours[i] && a->alive && a->assigned == 0)
+        if (a->ours && !was_ours[i] && a->alive && a->assigned_epoch != c->epoch)
             publish_assignment(c, a);
+    }
+}
+
+/* Assignments are retained per agent: a coordinator that follows its stream's leader learns
+ * from them which of its variants each agent serves; any coordinator learns that an agent it
+ * counted on now serves someone else. */
+static void on_assignment(fleet_coordinator *c, const fleet_link_message *m)
+{
+    fleet_msg_assignment as;
+    if (fleet_msg_assignment_decode(m->payload, m->len, &as) != FLEET_TOPICS_OK) {
+        c->stats.bad_messages++;
+        LOG(c, 1, "bad assignment on %s: %s", m->topic, fleet_topics_last_error());
+        return;
+    }
+    coord_agent *a = coord_members_find(&c->members, as.agent);
+    if (!a)
+        return; /* its birth comes first; until then it is nobody's to us */
+    if (strcmp(as.coordinator, c->cfg.id) == 0) {
+        a->contested = false; /* ours, coming back: the agent's retained word is ours */
+        return;
+    }
+    if (a->ours && a->alive) {
+        /* Another coordinator assigned one of ours: it had not seen us yet, or sees other
+         * coordinators than we do. restate_contested gives our word again. */
+        if (!a->contested)
+            LOG(c, 2, "agent %s was assigned by coordinator %s; it is ours", a->id, as.coordinator);
+        a->contested = true;
+        return;
+    }
+    bool from_leader =
+        strcmp(as.stream, c->cfg.stream) == 0 && coord_peers_leader_is(&c->peers, as.coordinator);
+    if (coord_members_follow(&c->members, &c->family, &as, from_leader)) {
+        LOG(c, 3, "agent %s serves variants 0x%x of ours (coordinator %s assigned it)", a->id,
+            (unsigned)a->assigned, as.coordinator);
+        reassign(c, "the stream's leader assigned");
     }
 }
 
@@ -278,6 +318,10 @@ static void on_request(fleet_coordinator *c, const fleet_link_message *m)
         LOG(c, 3, "bad request on %s: %s", m->topic, fleet_topics_last_error());
         return;
     }
+    if (!coord_peers_decides(&c->peers, r.id)) {
+        c->stats.others_requests++;
+        return;
+    }
     coord_stream_env env = stream_env(c);
     coord_reply reply = {m->response_topic, m->correlation, m->correlation_len, m->qos > 0};
     coord_stream_request(&c->stream, &env, &r, m->received_us, request_deadline_us(c, m, &r),
@@ -290,6 +334,11 @@ static void on_result(fleet_coordinator *c, const fleet_link_message *m)
     if (fleet_msg_result_decode(m->payload, m->len, &r) != FLEET_TOPICS_OK) {
         c->stats.bad_messages++;
         LOG(c, 3, "bad result on %s: %s", m->topic, fleet_topics_last_error());
+        return;
+    }
+    /* Another member's request; but one already held stays ours when members change. */
+    if (!coord_peers_decides(&c->peers, r.id) && !coord_stream_holds(&c->stream, r.id)) {
+        c->stats.others_requests++;
         return;
     }
     coord_stream_env env = stream_env(c);
@@ -359,6 +408,9 @@ static void dispatch(fleet_coordinator *c, const fleet_link_message *m)
     case FLEET_TOPIC_COORDINATOR_STATE:
         on_coordinator_state(c, m);
         break;
+    case FLEET_TOPIC_AGENT_ASSIGNMENT:
+        on_assignment(c, m);
+        break;
     case FLEET_TOPIC_STREAM_REQUEST:
         if (ours)
             on_request(c, m);
@@ -378,8 +430,11 @@ static fleet_coordinator_status subscribe_all(fleet_coordinator *c)
         fleet_topic_kind kind;
         int qos;
     } subs[] = {{FLEET_TOPIC_COORDINATOR_STATE, 1}, /* first: peers known before any agent */
-                {FLEET_TOPIC_AGENT_STATE, 1},       {FLEET_TOPIC_AGENT_HEARTBEAT, 0},
-                {FLEET_TOPIC_MODEL_GET, 1},         {FLEET_TOPIC_STREAM_REQUEST, 0},
+                {FLEET_TOPIC_AGENT_STATE, 1},
+                {FLEET_TOPIC_AGENT_ASSIGNMENT, 1},
+                /* after the births they refer to */ {FLEET_TOPIC_AGENT_HEARTBEAT, 0},
+                {FLEET_TOPIC_MODEL_GET, 1},
+                {FLEET_TOPIC_STREAM_REQUEST, 0},
                 {FLEET_TOPIC_STREAM_RESULT, 0}};
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         char filter[FLEET_TOPICS_MAX_TOPIC];
@@ -392,8 +447,11 @@ static fleet_coordinator_status subscribe_all(fleet_coordinator *c)
             fleet_link_subscribe(c->link, filter, subs[i].qos) != FLEET_LINK_OK)
             return coord_fail(FLEET_COORDINATOR_ELINK, "subscribe: %s", fleet_link_last_error());
     }
-    if (c->cfg.input_filter[0] &&
-        fleet_link_subscribe(c->link, c->cfg.input_filter, 0) != FLEET_LINK_OK)
+    /* A shared subscription (MQTT v5): with several coordinators on the stream, one of them
+     * turns each frame into a request. */
+    char shared[sizeof c->cfg.input_filter + FLEET_TOPICS_MAX_ID + 32];
+    snprintf(shared, sizeof shared, "$share/fleetinfer-%s/%s", c->cfg.stream, c->cfg.input_filter);
+    if (c->cfg.input_filter[0] && fleet_link_subscribe(c->link, shared, 0) != FLEET_LINK_OK)
         return coord_fail(FLEET_COORDINATOR_ELINK, "subscribe: %s", fleet_link_last_error());
     return FLEET_COORDINATOR_OK;
 }
@@ -456,6 +514,7 @@ fleet_coordinator_status fleet_coordinator_create(const fleet_coordinator_config
         return coord_fail(FLEET_COORDINATOR_ENOMEM, "out of memory");
     c->cfg = *config;
     snprintf(c->peers.self, sizeof c->peers.self, "%s", c->cfg.id);
+    snprintf(c->peers.stream, sizeof c->peers.stream, "%s", c->cfg.stream);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* fleet_link_now_us's clock */
@@ -487,8 +546,29 @@ fleet_coordinator_status fleet_coordinator_create(const fleet_coordinator_config
     return FLEET_COORDINATOR_OK;
 }
 
+/* Restates our assignment to every agent of ours whose retained assignment is another
+ * coordinator's, at most five times a second per agent in case two views stay apart for a
+ * while (each coordinator insisting on what it sees). */
+static void restate_contested(fleet_coordinator *c, double now)
+{
+    for (size_t i = 0; i < c->members.count; i++) {
+        coord_agent *a = &c->members.agents[i];
+        if (a->contested && a->ours && a->alive && now - a->restated_us > 200e3) {
+            a->restated_us = now;
+            publish_assignment(c, a);
+        }
+    }
+}
+
 static void housekeeping(fleet_coordinator *c, double now)
 {
+    restate_contested(c, now);
+    fleet_link_stats ls;
+    fleet_link_get_stats(c->link, &ls);
+    if (ls.reconnects != c->reconnects) { /* the broker has published our will meanwhile */
+        c->reconnects = ls.reconnects;
+        publish_state(c, true);
+    }
     if (now >= c->next_expire_us) {
         c->next_expire_us = now + 100e3; /* a silent agent is noticed within 100 ms */
         if (coord_members_expire(&c->members, now, c->cfg.heartbeat_timeout_ms * 1000.0))

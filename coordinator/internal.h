@@ -59,7 +59,9 @@ typedef struct coord_agent {
     uint32_t latency_ewma_us;
     uint32_t assigned; /* bitmask of variants */
     uint64_t assigned_epoch;
-    bool ours; /* this coordinator assigns it (peers.c); true until other coordinators show */
+    bool ours;      /* this coordinator assigns it (peers.c); true until other coordinators show */
+    bool contested; /* the latest assignment seen for it is another coordinator's */
+    double restated_us; /* when we last restated ours over it */
 } coord_agent;
 
 typedef struct coord_members {
@@ -77,11 +79,19 @@ size_t coord_members_live(const coord_members *m);
 coord_agent *coord_members_find(coord_members *m, const char *id);
 /* True when a live agent assigned variant v has its model loaded. */
 bool coord_members_serving(const coord_members *m, const coord_family *f, size_t v);
+/* Another coordinator's assignment of an agent that is not ours: from our stream's leader, it
+ * says which of our variants the agent serves (digests checked against the family); from
+ * anyone else, that it serves none of ours. Returns true when that changed. */
+bool coord_members_follow(coord_members *m, const coord_family *f, const fleet_msg_assignment *as,
+                          bool from_leader);
 
-/* peers.c: the other coordinators that share the fleet (from their retained states), and
- * which agents are this coordinator's to assign: each agent belongs to the online coordinator
- * with the highest coord_peers_score(agent, coordinator), so coordinators that see the same
- * peers agree without talking, and a coordinator's coming or going moves only its agents. */
+/* peers.c: the other coordinators that share the fleet (from their retained states).
+ * Coordinators of one stream form its group; the one with the smallest id leads it: it alone
+ * assigns agents for the stream, the others follow its assignments (coord_members_follow).
+ * Each agent belongs to the group leader with the highest coord_peers_score(agent, leader),
+ * and each request of the stream to the group member with the highest
+ * coord_peers_score(request id, member): coordinators that see the same peers agree without
+ * talking, and a coordinator's coming or going moves only what it gains or loses. */
 #define COORD_MAX_PEERS 64
 
 typedef struct coord_peer {
@@ -91,7 +101,8 @@ typedef struct coord_peer {
 
 typedef struct coord_peers {
     char self[FLEET_TOPICS_MAX_ID + 1];
-    coord_peer peers[COORD_MAX_PEERS]; /* online, self excluded */
+    char stream[FLEET_TOPICS_MAX_ID + 1]; /* the one self serves */
+    coord_peer peers[COORD_MAX_PEERS];    /* online, self excluded */
     size_t count;
 } coord_peers;
 
@@ -102,9 +113,15 @@ typedef enum coord_peers_change {
 } coord_peers_change;
 
 uint64_t coord_peers_score(const char *agent, const char *coordinator);
+/* Whether self leads its stream's group; whether coordinator id does. */
+bool coord_peers_leader(const coord_peers *p);
+bool coord_peers_leader_is(const coord_peers *p, const char *id);
+/* Whether self assigns the agent; whether self decides the request of its stream. */
 bool coord_peers_owns(const coord_peers *p, const char *agent);
+bool coord_peers_decides(const coord_peers *p, const char *request);
 coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinator_state *s);
-/* Sets every agent's `ours`; returns how many changed. */
+/* Sets every agent's `ours` (an agent that stops being ours forgets its variants); returns
+ * how many changed. */
 size_t coord_peers_claim(const coord_peers *p, coord_members *m);
 
 /* assign.c: places every variant on `replication` live agents of ours, moving as little as
@@ -173,6 +190,8 @@ void coord_stream_request(coord_stream *s, const coord_stream_env *env, const fl
                           double arrival_us, double deadline_us, const coord_reply *reply);
 void coord_stream_result(coord_stream *s, const coord_stream_env *env, const fleet_msg_result *r,
                          double now_us, double default_deadline_us);
+/* Whether the request is pending here (arrived and not decided yet). */
+bool coord_stream_holds(const coord_stream *s, const char *id);
 /* Decides what reached its deadline or can no longer grow; forgets old decisions. */
 void coord_stream_sweep(coord_stream *s, const coord_stream_env *env, double now_us);
 /* Re-evaluates pending requests after the set of answering variants shrank. */

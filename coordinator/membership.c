@@ -90,8 +90,26 @@ bool coord_members_serving(const coord_members *m, const coord_family *f, size_t
 {
     for (size_t i = 0; i < m->count; i++) {
         const coord_agent *a = &m->agents[i];
-        if (a->alive && a->ours && (a->assigned >> v & 1u) && has_model(a, f->variants[v].digest))
+        if (a->alive && (a->assigned >> v & 1u) && has_model(a, f->variants[v].digest))
             return true;
     }
     return false;
+}
+
+bool coord_members_follow(coord_members *m, const coord_family *f, const fleet_msg_assignment *as,
+                          bool from_leader)
+{
+    coord_agent *a = coord_members_find(m, as->agent);
+    if (!a || (a->ours && !from_leader))
+        return false; /* unknown yet (its birth comes first), or ours: our view decides */
+    uint32_t assigned = 0;
+    for (size_t i = 0; from_leader && i < as->n_variants; i++) {
+        uint32_t v = as->variants[i].variant;
+        if (v < f->count && strcmp(as->variants[i].digest, f->variants[v].digest) == 0)
+            assigned |= 1u << v; /* another digest: the group does not share the family */
+    }
+    bool changed = assigned != a->assigned;
+    a->assigned = assigned;
+    a->assigned_epoch = as->epoch;
+    return changed;
 }

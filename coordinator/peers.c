@@ -1,4 +1,5 @@
-/* peers.c: the fleet's other coordinators, and which agents are this one's to assign. */
+/* peers.c: the fleet's other coordinators, which agents are this one's to assign, and which
+ * requests of its stream are its to decide. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -32,10 +33,44 @@ static bool outranks(const char *agent, const char *candidate, const char *best)
     return c > b || (c == b && strcmp(candidate, best) < 0);
 }
 
+/* Whether a coordinator of stream with this id leads the stream's group: no other online
+ * coordinator of the stream has a smaller id. */
+static bool leads(const coord_peers *p, const char *id, const char *stream)
+{
+    if (strcmp(p->stream, stream) == 0 && strcmp(p->self, id) < 0)
+        return false;
+    for (size_t i = 0; i < p->count; i++)
+        if (strcmp(p->peers[i].stream, stream) == 0 && strcmp(p->peers[i].id, id) < 0)
+            return false;
+    return true;
+}
+
+bool coord_peers_leader(const coord_peers *p)
+{
+    return leads(p, p->self, p->stream);
+}
+
+bool coord_peers_leader_is(const coord_peers *p, const char *id)
+{
+    return leads(p, id, p->stream);
+}
+
 bool coord_peers_owns(const coord_peers *p, const char *agent)
 {
+    if (!coord_peers_leader(p))
+        return false;
     for (size_t i = 0; i < p->count; i++)
-        if (outranks(agent, p->peers[i].id, p->self))
+        if (leads(p, p->peers[i].id, p->peers[i].stream) &&
+            outranks(agent, p->peers[i].id, p->self))
+            return false;
+    return true;
+}
+
+bool coord_peers_decides(const coord_peers *p, const char *request)
+{
+    for (size_t i = 0; i < p->count; i++)
+        if (strcmp(p->peers[i].stream, p->stream) == 0 &&
+            outranks(request, p->peers[i].id, p->self))
             return false;
     return true;
 }
@@ -60,8 +95,9 @@ coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinato
         return COORD_PEERS_CHANGED;
     }
     if (known) {
+        bool moved = strcmp(known->stream, s->stream) != 0; /* restarted on another stream */
         snprintf(known->stream, sizeof known->stream, "%s", s->stream);
-        return COORD_PEERS_SAME;
+        return moved ? COORD_PEERS_CHANGED : COORD_PEERS_SAME;
     }
     if (p->count == COORD_MAX_PEERS)
         return COORD_PEERS_FULL;
@@ -75,9 +111,12 @@ size_t coord_peers_claim(const coord_peers *p, coord_members *m)
 {
     size_t changed = 0;
     for (size_t i = 0; i < m->count; i++) {
-        bool ours = coord_peers_owns(p, m->agents[i].id);
-        changed += ours != m->agents[i].ours;
-        m->agents[i].ours = ours;
+        coord_agent *a = &m->agents[i];
+        bool ours = coord_peers_owns(p, a->id);
+        if (a->ours && !ours)
+            a->assigned = 0; /* its new owner says what it serves (coord_members_follow) */
+        changed += ours != a->ours;
+        a->ours = ours;
     }
     return changed;
 }

@@ -109,7 +109,7 @@ static float *features_of(const coord_stream *s, const coord_pending *p)
     return s->features + (size_t)p->block * s->fusion_inputs;
 }
 
-static coord_pending *find(coord_stream *s, const char *id, uint64_t h)
+static coord_pending *find(const coord_stream *s, const char *id, uint64_t h)
 {
     for (size_t i = h & (s->capacity - 1);; i = (i + 1) & (s->capacity - 1)) {
         coord_pending *p = &s->slots[i];
@@ -334,6 +334,12 @@ static bool result_fits(const coord_stream *s, const coord_stream_env *env,
     return r->output == FLEET_OUTPUT_INT8 && t->dtype == FLEET_DTYPE_I8 &&
            t->size == env->family->variants[r->variant].feature_count && t->scale > 0.0f &&
            isfinite(t->scale) && t->zero_point >= -128 && t->zero_point <= 127;
+}
+
+bool coord_stream_holds(const coord_stream *s, const char *id)
+{
+    const coord_pending *p = find(s, id, hash_id(id));
+    return p && p->state == SLOT_PENDING && p->has_request;
 }
 
 void coord_stream_result(coord_stream *s, const coord_stream_env *env, const fleet_msg_result *r,

@@ -123,14 +123,18 @@ static void test_assignment_covers_moves_little_and_fails_over(void **state)
         assert_int_equal(owners(&m, v), 2);
 }
 
-/* The view of coordinator `self` when ids[0..n) are online: its peers are the others. */
-static void view(coord_peers *p, const char *self, const char *const *ids, size_t n)
+/* The view of coordinator ids[self] when ids[0..n) are online serving streams[0..n): its
+ * peers are the others. */
+static void view(coord_peers *p, size_t self, const char *const *ids, const char *const *streams,
+                 size_t n)
 {
     memset(p, 0, sizeof *p);
-    snprintf(p->self, sizeof p->self, "%s", self);
+    snprintf(p->self, sizeof p->self, "%s", ids[self]);
+    snprintf(p->stream, sizeof p->stream, "%s", streams[self]);
     for (size_t i = 0; i < n; i++) {
         fleet_msg_coordinator_state s = {.online = true};
         snprintf(s.coordinator, sizeof s.coordinator, "%s", ids[i]);
+        snprintf(s.stream, sizeof s.stream, "%s", streams[i]);
         coord_peers_update(p, &s);
     }
 }
@@ -141,10 +145,11 @@ static void test_peers_split_agents(void **state)
 {
     (void)state;
     static const char *const coords[] = {"north", "south", "east"};
+    static const char *const streams[] = {"line-1", "line-2", "line-3"};
     enum { N = 300 };
     static coord_peers views[3];
     for (int c = 0; c < 3; c++)
-        view(&views[c], coords[c], coords, 3);
+        view(&views[c], (size_t)c, coords, streams, 3);
     assert_int_equal(views[0].count, 2); /* its own state is not a peer */
     int owned[3] = {0}, owner_of[N];
     for (int i = 0; i < N; i++) {
@@ -212,6 +217,81 @@ static void test_peers_split_agents(void **state)
         assert_int_equal(coord_peers_update(&full, &s),
                          i < COORD_MAX_PEERS ? COORD_PEERS_CHANGED : COORD_PEERS_FULL);
     }
+}
+
+/* Two coordinators on one stream: the smaller id leads and alone assigns agents, requests are
+ * split between the two by id, the follower mirrors the leader's assignments, and when the
+ * leader goes the follower takes over its placement without moving a variant. */
+static void test_peers_stream_group(void **state)
+{
+    (void)state;
+    static const char *const ids[] = {"a", "b", "c"};
+    static const char *const streams[] = {"s", "s", "t"};
+    static coord_peers va, vb, vc;
+    view(&va, 0, ids, streams, 3);
+    view(&vb, 1, ids, streams, 3);
+    view(&vc, 2, ids, streams, 3);
+    assert_true(coord_peers_leader(&va));
+    assert_false(coord_peers_leader(&vb));
+    assert_true(coord_peers_leader(&vc));
+    assert_true(coord_peers_leader_is(&vb, "a"));
+    int a_agents = 0, c_agents = 0, a_requests = 0;
+    for (int i = 0; i < 200; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "gw-%d", i);
+        assert_false(coord_peers_owns(&vb, id)); /* a follower assigns none */
+        bool a = coord_peers_owns(&va, id), c = coord_peers_owns(&vc, id);
+        assert_true(a != c);
+        a_agents += a, c_agents += c;
+        snprintf(id, sizeof id, "req-%d", i);
+        bool by_a = coord_peers_decides(&va, id), by_b = coord_peers_decides(&vb, id);
+        assert_true(by_a != by_b);
+        a_requests += by_a;
+        assert_true(coord_peers_decides(&vc, id)); /* alone on its stream */
+    }
+    assert_in_range(a_agents, 60, 140);
+    assert_in_range(a_requests, 60, 140);
+
+    /* The follower mirrors what the leader assigns, and nothing from other streams. */
+    coord_family f;
+    fake_family(&f, 2);
+    static coord_members m;
+    memset(&m, 0, sizeof m);
+    bool changed[COORD_MAX_AGENTS];
+    const char *agents[] = {"gw-10", "gw-1"}; /* a's; when a goes, b's and c's */
+    for (int i = 0; i < 2; i++) {
+        fleet_msg_birth b = birth(agents[i], 1, &f, 3);
+        coord_members_birth(&m, &b, 0);
+    }
+    assert_int_equal(coord_peers_claim(&vb, &m), 2); /* neither is the follower's */
+    fleet_msg_assignment as = {
+        .agent = "gw-10", .coordinator = "a", .stream = "s", .epoch = 7, .n_variants = 2};
+    for (uint32_t v = 0; v < 2; v++) {
+        as.variants[v].variant = v;
+        snprintf(as.variants[v].digest, sizeof as.variants[v].digest, "%s", f.variants[v].digest);
+    }
+    assert_true(coord_members_follow(&m, &f, &as, true));
+    assert_int_equal(m.agents[0].assigned, 3);
+    assert_true(coord_members_serving(&m, &f, 0) && coord_members_serving(&m, &f, 1));
+    snprintf(as.variants[1].digest, sizeof as.variants[1].digest, "%064d", 9);
+    assert_true(coord_members_follow(&m, &f, &as, true)); /* not our family's variant 1 */
+    assert_int_equal(m.agents[0].assigned, 1);
+    fleet_msg_assignment other = {.agent = "gw-1", .coordinator = "c", .stream = "t", .epoch = 8};
+    assert_false(coord_members_follow(&m, &f, &other, false)); /* serves none of ours */
+    assert_int_equal(m.agents[1].assigned, 0);
+    snprintf(as.variants[1].digest, sizeof as.variants[1].digest, "%s", f.variants[1].digest);
+    coord_members_follow(&m, &f, &as, true);
+
+    /* The leader goes: the follower leads and owns gw-10 (gw-1 goes to c, the other stream's
+     * leader), keeping what a placed on it: nothing moves. */
+    fleet_msg_coordinator_state gone = {.coordinator = "a", .online = false};
+    assert_int_equal(coord_peers_update(&vb, &gone), COORD_PEERS_CHANGED);
+    assert_true(coord_peers_leader(&vb));
+    assert_int_equal(coord_peers_claim(&vb, &m), 1);
+    assert_true(m.agents[0].ours);
+    assert_false(m.agents[1].ours);
+    assert_int_equal(m.agents[0].assigned, 3);
+    assert_int_equal(coord_assign(&m, &f, 1, changed), 0);
 }
 
 /* Aggregation: a sink that records decisions. */
@@ -411,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_heartbeat_timeout),
         cmocka_unit_test(test_assignment_covers_moves_little_and_fails_over),
         cmocka_unit_test(test_peers_split_agents),
+        cmocka_unit_test(test_peers_stream_group),
         cmocka_unit_test(test_stream_decides_dedups_and_ignores_late),
         cmocka_unit_test(test_stream_fusion_checks_features),
         cmocka_unit_test(test_stream_deadline_degrades_and_bounds_memory),

@@ -187,6 +187,10 @@ static int teardown(void **state)
     fleet_link_destroy(fx.client);
     fleetctl_broker_stop(&fx.broker);
     fleetctl_dataset_free(&fx.data);
+    if (getenv("FLEET_TEST_KEEP_LOGS")) { /* for a failure's post-mortem */
+        fprintf(stderr, "test_fleet: logs kept in %s\n", fx.dir);
+        return 0;
+    }
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx.dir);
     return system(cmd) == 0 ? 0 : -1;
@@ -521,16 +525,16 @@ static void expect_status(const char *line)
 static void test_two_coordinators_share_the_agents(void **state)
 {
     (void)state;
-    fx.coordinator = start_coordinator_as("first", STREAM, "mean-softmax", "1", NULL);
-    fx.second_coordinator = start_coordinator_as("second", "s2", "mean-softmax", "1", NULL);
+    fx.coordinator = start_coordinator_as("left", STREAM, "mean-softmax", "1", NULL);
+    fx.second_coordinator = start_coordinator_as("right", "s2", "mean-softmax", "1", NULL);
     for (int i = 0; i < N_AGENTS; i++)
         start_agent(i);
     wait_until_healthy_on(STREAM);
     wait_until_healthy_on("s2");
-    assert_int_equal(agents_assigned_by("first"), 2);
-    assert_int_equal(agents_assigned_by("second"), 2);
-    expect_status("coordinator first                online   stream " STREAM "\n");
-    expect_status("coordinator second               online   stream s2\n");
+    assert_int_equal(agents_assigned_by("left"), 2);
+    assert_int_equal(agents_assigned_by("right"), 2);
+    expect_status("coordinator left                 online   stream " STREAM "\n");
+    expect_status("coordinator right                online   stream s2\n");
 
     enum { count = 300 };
     size_t answered = 0;
@@ -553,10 +557,70 @@ static void test_two_coordinators_share_the_agents(void **state)
         nanosleep(&pace, NULL);
     }
     assert_int_equal(answered, count);
-    for (int tries = 0; agents_assigned_by("first") < N_AGENTS; tries++)
-        if (tries == 50)
+    double give_up = fleet_link_now_us() + 10e6;
+    while (agents_assigned_by("left") < N_AGENTS) {
+        if (fleet_link_now_us() > give_up)
             fail_msg("the survivor never took every agent over (logs in %s)", fx.dir);
+        struct timespec pause = {0, 100000000};
+        nanosleep(&pause, NULL);
+    }
     wait_until_healthy_on(STREAM); /* all four variants, now over all four agents */
+    stop_fleet();
+}
+
+/* Two coordinators on one stream: the smaller id leads and assigns, the requests are split
+ * between the two by id (each decided once, by one of them), and when the leader is killed
+ * (-9) the follower leads on with the same agents and placement: every request sent after the
+ * kill is answered, none degraded (requests the dead one held are lost with it). */
+static void test_two_coordinators_share_a_stream(void **state)
+{
+    (void)state;
+    fx.coordinator = start_coordinator_as("first", STREAM, "mean-softmax", "1", NULL);
+    fx.second_coordinator = start_coordinator_as("second", STREAM, "mean-softmax", "1", NULL);
+    for (int i = 0; i < N_AGENTS; i++)
+        start_agent(i);
+    wait_until_healthy();
+    assert_int_equal(agents_assigned_by("first"), N_AGENTS);
+
+    enum { count = 300, kill_at = 150 };
+    static bool answered[count];
+    memset(answered, 0, sizeof answered);
+    size_t by_first = 0, by_second = 0, after_kill = 0, degraded_after_kill = 0;
+    double killed_at = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (i == kill_at) {
+            kill(fx.coordinator, SIGKILL);
+            waitpid(fx.coordinator, NULL, 0);
+            fx.coordinator = 0;
+            killed_at = fleet_link_now_us();
+        }
+        char id[32];
+        snprintf(id, sizeof id, "group-%zu", i);
+        send_image(i, id);
+        fleet_msg_decision d;
+        while (next_decision(i < kill_at ? 4000 : 1000, &d)) {
+            size_t index;
+            if (sscanf(d.id, "group-%zu", &index) != 1 || index >= count)
+                continue;                  /* a probe's late answer */
+            assert_false(answered[index]); /* decided once */
+            answered[index] = true;
+            by_first += strcmp(d.coordinator, "first") == 0;
+            by_second += strcmp(d.coordinator, "second") == 0;
+            if (killed_at > 0 && index >= kill_at + 20) { /* the will has arrived by then */
+                after_kill++;
+                degraded_after_kill += d.degraded;
+            }
+            if (index == i)
+                break;
+        }
+        struct timespec pace = {0, 5000000};
+        nanosleep(&pace, NULL);
+    }
+    assert_true(by_first > 20 && by_second > 20);
+    assert_int_equal(after_kill, count - kill_at - 20);
+    assert_int_equal(degraded_after_kill, 0);
+    print_message("leader killed: the follower decided %zu of %d requests, the leader %zu\n",
+                  by_second, count, by_first);
     stop_fleet();
 }
 
@@ -687,6 +751,7 @@ int main(void)
         cmocka_unit_test_teardown(test_fusion_decisions_match_offline, stop_fleet_after),
         cmocka_unit_test_teardown(test_kill_agent_every_request_answered, stop_fleet_after),
         cmocka_unit_test_teardown(test_two_coordinators_share_the_agents, stop_fleet_after),
+        cmocka_unit_test_teardown(test_two_coordinators_share_a_stream, stop_fleet_after),
         cmocka_unit_test_teardown(test_third_party_client_gets_decision, stop_fleet_after),
         cmocka_unit_test_teardown(test_existing_topics_in_json_out, stop_fleet_after),
     };
