@@ -144,14 +144,14 @@ void agent_on_assignment(fleet_agent *a, const fleet_link_message *msg)
         agent_count(a, &a->stats.bad_messages, 1);
         return;
     }
-    /* Epochs order one coordinator's assignments; when coordinators share the fleet, the
-     * agent changes hands with their number, and the latest word of a new one counts. */
-    if (m.epoch < a->epoch && strcmp(m.coordinator, a->coordinator) == 0) {
+    /* Epochs are fleet-wide (coordinators keep them above every assignment they see), so a
+     * lower one is stale whoever wrote it: a retained copy, or a coordinator late to learn
+     * that the agent changed hands. */
+    if (m.epoch < a->epoch) {
         agent_log(a, FLEET_LOG_INFO, "ignoring assignment epoch %llu (following %llu)",
                   (unsigned long long)m.epoch, (unsigned long long)a->epoch);
         return;
     }
-    snprintf(a->coordinator, sizeof a->coordinator, "%s", m.coordinator);
     agent_log(a, FLEET_LOG_INFO, "assignment epoch %llu from %s: %zu variant(s) on stream '%s'",
               (unsigned long long)m.epoch, m.coordinator, m.n_variants, m.stream);
     if (m.n_variants > 0)

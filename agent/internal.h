@@ -169,7 +169,6 @@ struct fleet_agent {
     char topic_result[FLEET_TOPICS_MAX_TOPIC];
 
     /* main thread only */
-    char coordinator[FLEET_TOPICS_MAX_ID + 1];                /* whose assignment is followed */
     char streams[AGENT_MAX_STREAMS][FLEET_TOPICS_MAX_ID + 1]; /* request subscriptions */
     size_t n_streams;
     uint64_t link_reconnects;

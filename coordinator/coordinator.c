@@ -29,6 +29,7 @@ struct fleet_coordinator {
     uint64_t epoch;
     uint32_t serving; /* variants a live agent has loaded: kept current on membership events */
     volatile sig_atomic_t stopping;
+    bool closing; /* our offline state is out: its echo must not be taken for a stale will */
     uint64_t raw_inputs;
     double next_expire_us;
     uint64_t reconnects; /* fleet_link's count when the online state was last published */
@@ -65,6 +66,14 @@ static void publish_state(fleet_coordinator *c, bool online)
     size_t len = 0;
     fleet_topics_status st = fleet_msg_coordinator_state_encode(&s, &buf, &len);
     publish_encoded(c, topic, st, buf, len, 1, 1, NULL);
+}
+
+/* A new epoch: above the wall clock's and every epoch seen (a Lamport clock), so that an
+ * agent can order any two assignments, whichever coordinators wrote them. */
+static void next_epoch(fleet_coordinator *c)
+{
+    uint64_t now = wall_ms();
+    c->epoch = now > c->epoch ? now : c->epoch + 1;
 }
 
 static void publish_assignment(fleet_coordinator *c, coord_agent *a)
@@ -144,10 +153,7 @@ static void reassign(fleet_coordinator *c, const char *why)
     bool changed[COORD_MAX_AGENTS];
     size_t moved = coord_assign(&c->members, &c->family, c->cfg.replication, changed);
     if (moved > 0) {
-        /* Wall-clock epochs keep growing across restarts (an agent ignores an epoch lower
-         * than the one it follows from the same coordinator). */
-        uint64_t now = wall_ms();
-        c->epoch = now > c->epoch ? now : c->epoch + 1;
+        next_epoch(c);
         c->stats.reassignments++;
         LOG(c, 2, "%s: epoch %llu, %zu agent(s) get new variants", why,
             (unsigned long long)c->epoch, moved);
@@ -180,8 +186,10 @@ static void on_agent_state(fleet_coordinator *c, const fleet_link_message *m)
             reassign(c, "birth");
             /* Ours and new: it hears from us even with nothing to do, which replaces any
              * retained assignment another coordinator left for it. */
-            if (fresh && a->ours && a->assigned_epoch != c->epoch)
+            if (fresh && a->ours && a->assigned_epoch != c->epoch) {
+                next_epoch(c);
                 publish_assignment(c, a);
+            }
         }
     } else if (coord_members_death(&c->members, &s.death)) {
         LOG(c, 1, "agent %s died (bdseq %llu)", s.death.agent, (unsigned long long)s.death.bdseq);
@@ -200,7 +208,8 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
         return;
     }
     if (strcmp(s.coordinator, c->cfg.id) == 0 && !s.online) {
-        publish_state(c, true); /* our will, from a lost session or an earlier run: alive */
+        if (!c->closing)
+            publish_state(c, true); /* our will, from a lost session or an earlier run */
         return;
     }
     coord_peers_change change = coord_peers_update(&c->peers, &s);
@@ -221,10 +230,13 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
     if (moved == 0)
         return;
     reassign(c, "coordinators changed");
+    uint64_t placed = c->epoch;                     /* what reassign published carries this one */
     for (size_t i = 0; i < c->members.count; i++) { /* taken over: it follows us from now on */
         coord_agent *a = &c->members.agents[i];
-        if (a->ours && !was_ours[i] && a->alive && a->assigned_epoch != c->epoch)
+        if (a->ours && !was_ours[i] && a->alive && a->assigned_epoch != placed) {
+            next_epoch(c);
             publish_assignment(c, a);
+        }
     }
 }
 
@@ -242,13 +254,19 @@ static void on_assignment(fleet_coordinator *c, const fleet_link_message *m)
     coord_agent *a = coord_members_find(&c->members, as.agent);
     if (!a)
         return; /* its birth comes first; until then it is nobody's to us */
+    if (as.epoch > c->epoch)
+        c->epoch = as.epoch; /* ours stay above it (next_epoch) */
+    if (as.epoch < a->seen_epoch)
+        return; /* stale: the agent ignores it too */
+    a->seen_epoch = as.epoch;
     if (strcmp(as.coordinator, c->cfg.id) == 0) {
-        a->contested = false; /* ours, coming back: the agent's retained word is ours */
+        a->contested = false; /* the agent follows our word */
         return;
     }
     if (a->ours && a->alive) {
-        /* Another coordinator assigned one of ours: it had not seen us yet, or sees other
-         * coordinators than we do. restate_contested gives our word again. */
+        /* The agent follows another coordinator's word though it is ours: that one had not
+         * seen us yet, or sees other coordinators than we do. restate_contested gives our
+         * word again. */
         if (!a->contested)
             LOG(c, 2, "agent %s was assigned by coordinator %s; it is ours", a->id, as.coordinator);
         a->contested = true;
@@ -555,6 +573,7 @@ static void restate_contested(fleet_coordinator *c, double now)
         coord_agent *a = &c->members.agents[i];
         if (a->contested && a->ours && a->alive && now - a->restated_us > 200e3) {
             a->restated_us = now;
+            next_epoch(c);
             publish_assignment(c, a);
         }
     }
@@ -630,6 +649,9 @@ void fleet_coordinator_destroy(fleet_coordinator *c)
     if (!c)
         return;
     if (c->link) {
+        pthread_mutex_lock(&c->state_lock);
+        c->closing = true;
+        pthread_mutex_unlock(&c->state_lock);
         publish_state(c, false);
         fleet_link_destroy(c->link); /* no deliver_message runs after this */
     }

@@ -59,9 +59,10 @@ typedef struct coord_agent {
     uint32_t latency_ewma_us;
     uint32_t assigned; /* bitmask of variants */
     uint64_t assigned_epoch;
-    bool ours;      /* this coordinator assigns it (peers.c); true until other coordinators show */
-    bool contested; /* the latest assignment seen for it is another coordinator's */
-    double restated_us; /* when we last restated ours over it */
+    bool ours; /* this coordinator assigns it (peers.c); true until other coordinators show */
+    uint64_t seen_epoch; /* the highest epoch of an assignment seen for it (any author) */
+    bool contested;      /* that assignment is another coordinator's, and the agent is ours */
+    double restated_us;  /* when we last restated ours over it */
 } coord_agent;
 
 typedef struct coord_members {

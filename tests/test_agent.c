@@ -728,19 +728,19 @@ static void test_stale_epoch_ignored(void **state)
     assert_int_equal(st.epoch, 11);
     assert_int_equal(st.variants_assigned, 0);
 
-    /* Another coordinator takes the agent over (coordinators share the fleet): its first
-     * assignment counts whatever its epoch, then its own epochs order its assignments. */
+    /* Epochs are fleet-wide: another coordinator's assignment is followed when its epoch is
+     * higher (it took the agent over), ignored when lower (a coordinator late to learn). */
     fleet_assigned_variant v = variant_of(0, &tiny, FLEET_OUTPUT_TOPK, 3, 1.0f);
-    assign_from("other", r.id, r.stream, 5, &v, 1);
+    assign_from("other", r.id, r.stream, 12, &v, 1);
     await_state(r.id, true, 1); /* the model was cached: ready at once */
     send_request(&r, "taken-over", 5000);
     res = await_result(&r);
-    assert_int_equal(res.epoch, 5);
-    assign_from("other", r.id, r.stream, 4, NULL, 0); /* stale for "other" */
+    assert_int_equal(res.epoch, 12);
+    assign_from("late", r.id, r.stream, 11, NULL, 0);
     publish(PREFIX "/agent/gw-3/assignment", misaddressed, misaddressed_len, 1, 0, NULL);
     await_bad_messages(r.agent, 2);
     fleet_agent_get_stats(r.agent, &st);
-    assert_int_equal(st.epoch, 5);
+    assert_int_equal(st.epoch, 12);
     assert_int_equal(st.variants_ready, 1);
     stop_agent(&r);
 }

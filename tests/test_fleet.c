@@ -569,9 +569,10 @@ static void test_two_coordinators_share_the_agents(void **state)
 }
 
 /* Two coordinators on one stream: the smaller id leads and assigns, the requests are split
- * between the two by id (each decided once, by one of them), and when the leader is killed
- * (-9) the follower leads on with the same agents and placement: every request sent after the
- * kill is answered, none degraded (requests the dead one held are lost with it). */
+ * between the two by id (each decided once, by one of them), and when the leader stops
+ * (SIGTERM: its own offline state, no will; kill -9 is the test above) the follower leads on
+ * with the same agents and placement: every request sent after the stop is answered, none
+ * degraded (requests the leader held are lost with it). */
 static void test_two_coordinators_share_a_stream(void **state)
 {
     (void)state;
@@ -582,44 +583,50 @@ static void test_two_coordinators_share_a_stream(void **state)
     wait_until_healthy();
     assert_int_equal(agents_assigned_by("first"), N_AGENTS);
 
-    enum { count = 300, kill_at = 150 };
+    enum { count = 400, stop_at = 150 };
     static bool answered[count];
+    static double sent_at[count];
     memset(answered, 0, sizeof answered);
-    size_t by_first = 0, by_second = 0, after_kill = 0, degraded_after_kill = 0;
-    double killed_at = 0;
+    size_t by_first = 0, by_second = 0, late = 0, late_answered = 0, late_degraded = 0;
+    double stopped_at = 0;
     for (size_t i = 0; i < count; i++) {
-        if (i == kill_at) {
-            kill(fx.coordinator, SIGKILL);
+        if (i == stop_at) {
+            kill(fx.coordinator, SIGTERM);
             waitpid(fx.coordinator, NULL, 0);
             fx.coordinator = 0;
-            killed_at = fleet_link_now_us();
+            stopped_at = fleet_link_now_us();
         }
         char id[32];
         snprintf(id, sizeof id, "group-%zu", i);
+        sent_at[i] = fleet_link_now_us();
+        /* Half a second after the stop the follower has its offline state, whatever the
+         * machine's load: from then on every request is its to answer. */
+        late += stopped_at > 0 && sent_at[i] - stopped_at > 0.5e6;
         send_image(i, id);
-        fleet_msg_decision d;
-        while (next_decision(i < kill_at ? 4000 : 1000, &d)) {
-            size_t index;
-            if (sscanf(d.id, "group-%zu", &index) != 1 || index >= count)
-                continue;                  /* a probe's late answer */
-            assert_false(answered[index]); /* decided once */
-            answered[index] = true;
-            by_first += strcmp(d.coordinator, "first") == 0;
-            by_second += strcmp(d.coordinator, "second") == 0;
-            if (killed_at > 0 && index >= kill_at + 20) { /* the will has arrived by then */
-                after_kill++;
-                degraded_after_kill += d.degraded;
-            }
-            if (index == i)
-                break;
-        }
         struct timespec pace = {0, 5000000};
         nanosleep(&pace, NULL);
     }
+    /* Decisions are read after the fact: a slow machine delays them, it loses none (each is
+     * decided by its deadline, 3 s, degraded at worst). */
+    fleet_msg_decision d;
+    while (late_answered < late && next_decision(5000, &d)) {
+        size_t index;
+        if (sscanf(d.id, "group-%zu", &index) != 1 || index >= count)
+            continue;                  /* a probe's late answer */
+        assert_false(answered[index]); /* decided once */
+        answered[index] = true;
+        by_first += strcmp(d.coordinator, "first") == 0;
+        by_second += strcmp(d.coordinator, "second") == 0;
+        if (stopped_at > 0 && sent_at[index] - stopped_at > 0.5e6) {
+            late_answered++;
+            late_degraded += d.degraded;
+        }
+    }
+    assert_true(late > 50);
+    assert_int_equal(late_answered, late);
+    assert_int_equal(late_degraded, 0);
     assert_true(by_first > 20 && by_second > 20);
-    assert_int_equal(after_kill, count - kill_at - 20);
-    assert_int_equal(degraded_after_kill, 0);
-    print_message("leader killed: the follower decided %zu of %d requests, the leader %zu\n",
+    print_message("leader stopped: the follower decided %zu of %d requests, the leader %zu\n",
                   by_second, count, by_first);
     stop_fleet();
 }
@@ -755,5 +762,7 @@ int main(void)
         cmocka_unit_test_teardown(test_third_party_client_gets_decision, stop_fleet_after),
         cmocka_unit_test_teardown(test_existing_topics_in_json_out, stop_fleet_after),
     };
+    if (getenv("FLEET_TEST_FILTER")) /* e.g. "*coordinators*": one test while debugging */
+        cmocka_set_test_filter(getenv("FLEET_TEST_FILTER"));
     return cmocka_run_group_tests(tests, setup, teardown);
 }
