@@ -14,6 +14,8 @@
 /* Threads: Paho's receive thread handles every message (deliver_message); the thread in
  * fleet_coordinator_run keeps time (deadlines, heartbeat timeouts) and the subscriptions.
  * state_lock covers everything below but cfg, link and stopping. */
+typedef struct coord_outgoing coord_outgoing;
+
 struct fleet_coordinator {
     fleet_coordinator_config cfg;
     fleet_link *link;
@@ -33,9 +35,23 @@ struct fleet_coordinator {
     uint64_t raw_inputs;
     double next_expire_us;
     uint64_t reconnects; /* fleet_link's count when the online state was last published */
+    /* The timekeeper's messages wait here until it has let go of state_lock: Paho's receive
+     * thread may be blocked on state_lock inside a Paho callback, holding Paho's own lock,
+     * which fleet_link_publish would wait for (a deadlock). Timekeeper only. */
+    bool deferring;
+    coord_outgoing *outbox;
+    size_t outbox_count, outbox_capacity;
 };
 
 #define LOG(c, level, ...) coord_log(level, (c)->cfg.log_level, __VA_ARGS__)
+
+/* A message the timekeeper publishes once it has let go of state_lock (all fields owned). */
+struct coord_outgoing {
+    char *topic;
+    uint8_t *payload, *correlation;
+    size_t len, correlation_len;
+    int qos, retained;
+};
 
 static uint64_t wall_ms(void)
 {
@@ -44,14 +60,73 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+static bool hold_outgoing(fleet_coordinator *c, const char *topic, const void *payload, size_t len,
+                          int qos, int retained, const fleet_link_props *props)
+{
+    if (c->outbox_count == c->outbox_capacity) {
+        size_t n = c->outbox_capacity ? 2 * c->outbox_capacity : 16;
+        coord_outgoing *grown = realloc(c->outbox, n * sizeof *grown);
+        if (!grown)
+            return false;
+        c->outbox = grown;
+        c->outbox_capacity = n;
+    }
+    coord_outgoing o = {.topic = strdup(topic),
+                        .payload = malloc(len ? len : 1),
+                        .len = len,
+                        .qos = qos,
+                        .retained = retained};
+    if (props && props->correlation) {
+        o.correlation = malloc(props->correlation_len ? props->correlation_len : 1);
+        o.correlation_len = props->correlation_len;
+    }
+    if (!o.topic || !o.payload || (props && props->correlation && !o.correlation)) {
+        free(o.topic), free(o.payload), free(o.correlation);
+        return false;
+    }
+    memcpy(o.payload, payload, len);
+    if (o.correlation)
+        memcpy(o.correlation, props->correlation, o.correlation_len);
+    c->outbox[c->outbox_count++] = o;
+    return true;
+}
+
+/* Every publish goes through here: straight to Paho, or via the outbox from the timekeeper. */
+static void send_message(fleet_coordinator *c, const char *topic, const void *payload, size_t len,
+                         int qos, int retained, const fleet_link_props *props)
+{
+    if (c->deferring) {
+        if (!hold_outgoing(c, topic, payload, len, qos, retained, props))
+            LOG(c, 0, "out of memory: a message to %s is lost", topic);
+    } else if (fleet_link_publish(c->link, topic, payload, len, qos, retained, props) !=
+               FLEET_LINK_OK) {
+        LOG(c, 1, "publish to %s: %s", topic, fleet_link_last_error());
+    }
+}
+
+/* The timekeeper, without state_lock: publishes what it held back. */
+static void flush_outbox(fleet_coordinator *c)
+{
+    for (size_t i = 0; i < c->outbox_count; i++) {
+        coord_outgoing *o = &c->outbox[i];
+        fleet_link_props props = {.correlation = o->correlation,
+                                  .correlation_len = o->correlation_len};
+        if (fleet_link_publish(c->link, o->topic, o->payload, o->len, o->qos, o->retained,
+                               o->correlation ? &props : NULL) != FLEET_LINK_OK)
+            LOG(c, 1, "publish to %s: %s", o->topic, fleet_link_last_error());
+        free(o->topic), free(o->payload), free(o->correlation);
+    }
+    c->outbox_count = 0;
+}
+
 static void publish_encoded(fleet_coordinator *c, const char *topic, fleet_topics_status st,
                             uint8_t *buf, size_t len, int qos, int retained,
                             const fleet_link_props *props)
 {
     if (st != FLEET_TOPICS_OK)
         LOG(c, 0, "cannot encode for %s: %s", topic, fleet_topics_last_error());
-    else if (fleet_link_publish(c->link, topic, buf, len, qos, retained, props) != FLEET_LINK_OK)
-        LOG(c, 1, "publish to %s: %s", topic, fleet_link_last_error());
+    else
+        send_message(c, topic, buf, len, qos, retained, props);
     free(buf);
 }
 
@@ -132,7 +207,7 @@ static void deliver_decision(void *ctx, const fleet_msg_decision *d, const coord
     if (c->cfg.mirror_topic[0]) {
         char *json = NULL;
         if (fleet_msg_decision_to_json(d, &json) == FLEET_TOPICS_OK)
-            fleet_link_publish(c->link, c->cfg.mirror_topic, json, strlen(json), 0, 0, NULL);
+            send_message(c, c->cfg.mirror_topic, json, strlen(json), 0, 0, NULL);
         free(json);
     }
 }
@@ -620,12 +695,17 @@ fleet_coordinator_status fleet_coordinator_run(fleet_coordinator *c)
         if (st == FLEET_LINK_ECLOSED)
             break;
         pthread_mutex_lock(&c->state_lock);
+        c->deferring = true;
         if (st == FLEET_LINK_OK)
             dispatch(c, m);
         housekeeping(c, fleet_link_now_us());
+        c->deferring = false;
+        pthread_mutex_unlock(&c->state_lock);
+        flush_outbox(c);
+        fleet_link_message_free(m);
+        pthread_mutex_lock(&c->state_lock);
         wait_for_tick(c, fleet_link_now_us());
         pthread_mutex_unlock(&c->state_lock);
-        fleet_link_message_free(m);
     }
     return FLEET_COORDINATOR_OK;
 }
@@ -655,6 +735,9 @@ void fleet_coordinator_destroy(fleet_coordinator *c)
         publish_state(c, false);
         fleet_link_destroy(c->link); /* no deliver_message runs after this */
     }
+    for (size_t i = 0; i < c->outbox_count; i++) /* the timekeeper flushes before it stops */
+        free(c->outbox[i].topic), free(c->outbox[i].payload), free(c->outbox[i].correlation);
+    free(c->outbox);
     coord_stream_free(&c->stream);
     coord_family_free(&c->family);
     if (c->lock_ready) {

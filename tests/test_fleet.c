@@ -501,6 +501,20 @@ static int agents_assigned_by(const char *coordinator)
     return n;
 }
 
+/* Waits up to 10 s for exactly n agents to follow coordinator's assignment (coordinators
+ * settle a simultaneous start by restating their assignments). */
+static void await_agents_assigned_by(const char *coordinator, int n)
+{
+    double give_up = fleet_link_now_us() + 10e6;
+    while (agents_assigned_by(coordinator) != n) {
+        if (fleet_link_now_us() > give_up)
+            fail_msg("%d agents never followed coordinator %s (logs in %s)", n, coordinator,
+                     fx.dir);
+        struct timespec pause = {0, 100000000};
+        nanosleep(&pause, NULL);
+    }
+}
+
 /* `fleetctl status` on this fleet prints `line` among its lines. */
 static void expect_status(const char *line)
 {
@@ -531,8 +545,8 @@ static void test_two_coordinators_share_the_agents(void **state)
         start_agent(i);
     wait_until_healthy_on(STREAM);
     wait_until_healthy_on("s2");
-    assert_int_equal(agents_assigned_by("left"), 2);
-    assert_int_equal(agents_assigned_by("right"), 2);
+    await_agents_assigned_by("left", 2);
+    await_agents_assigned_by("right", 2);
     expect_status("coordinator left                 online   stream " STREAM "\n");
     expect_status("coordinator right                online   stream s2\n");
 
@@ -557,14 +571,8 @@ static void test_two_coordinators_share_the_agents(void **state)
         nanosleep(&pace, NULL);
     }
     assert_int_equal(answered, count);
-    double give_up = fleet_link_now_us() + 10e6;
-    while (agents_assigned_by("left") < N_AGENTS) {
-        if (fleet_link_now_us() > give_up)
-            fail_msg("the survivor never took every agent over (logs in %s)", fx.dir);
-        struct timespec pause = {0, 100000000};
-        nanosleep(&pause, NULL);
-    }
-    wait_until_healthy_on(STREAM); /* all four variants, now over all four agents */
+    await_agents_assigned_by("left", N_AGENTS); /* the survivor took them over */
+    wait_until_healthy_on(STREAM);              /* all four variants, now over all four agents */
     stop_fleet();
 }
 
@@ -581,7 +589,7 @@ static void test_two_coordinators_share_a_stream(void **state)
     for (int i = 0; i < N_AGENTS; i++)
         start_agent(i);
     wait_until_healthy();
-    assert_int_equal(agents_assigned_by("first"), N_AGENTS);
+    await_agents_assigned_by("first", N_AGENTS);
 
     enum { count = 400, stop_at = 150 };
     static bool answered[count];
