@@ -15,12 +15,18 @@ def _out(cmd):
         return "?"
 
 
+def _lscpu():
+    """lscpu's 'Key: value' lines as a dict."""
+    fields = {}
+    for line in _out(["lscpu"]).splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    return fields
+
+
 def vector_isa():
     """The widest SIMD the CPU offers: it decides which XNNPACK microkernels run."""
-    flags = set()
-    for line in _out(["lscpu"]).splitlines():
-        if line.startswith("Flags:"):
-            flags = set(line.split(":", 1)[1].split())
+    flags = set(_lscpu().get("Flags", "").split())
     if "avx512f" in flags:
         return "AVX-512"
     if {"avx2", "fma"} <= flags:
@@ -31,19 +37,12 @@ def vector_isa():
 
 
 def machine():
-    cpu, family, model = "unknown CPU", "?", "?"
-    for line in _out(["lscpu"]).splitlines():
-        key, _, value = line.partition(":")
-        if key == "Model name":
-            cpu = value.strip()
-        elif key == "CPU family":
-            family = value.strip()
-        elif key == "Model":
-            model = value.strip()
+    cpu = _lscpu()
     with open("/proc/meminfo") as f:
         mem = "%.0f GiB" % (int(f.readline().split()[1]) / 2 ** 20)
     return "%s (family %s, model %s, %s), %d cores, %s memory, %s" % (
-        cpu, family, model, vector_isa(), os.cpu_count() or 0, mem, platform.platform())
+        cpu.get("Model name", "unknown CPU"), cpu.get("CPU family", "?"), cpu.get("Model", "?"),
+        vector_isa(), os.cpu_count() or 0, mem, platform.platform())
 
 
 def stamp(command):

@@ -60,7 +60,8 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static bool hold_outgoing(fleet_coordinator *c, const char *topic, const void *payload, size_t len,
+/* Takes payload (owned) into the outbox; false, freeing nothing, when memory runs out. */
+static bool hold_outgoing(fleet_coordinator *c, const char *topic, uint8_t *payload, size_t len,
                           int qos, int retained, const fleet_link_props *props)
 {
     if (c->outbox_count == c->outbox_capacity) {
@@ -71,37 +72,35 @@ static bool hold_outgoing(fleet_coordinator *c, const char *topic, const void *p
         c->outbox = grown;
         c->outbox_capacity = n;
     }
-    coord_outgoing o = {.topic = strdup(topic),
-                        .payload = malloc(len ? len : 1),
-                        .len = len,
-                        .qos = qos,
-                        .retained = retained};
-    if (props && props->correlation) {
+    coord_outgoing o = {
+        .topic = strdup(topic), .payload = payload, .len = len, .qos = qos, .retained = retained};
+    if (props && props->correlation) { /* it lives in the request, which may be gone by then */
         o.correlation = malloc(props->correlation_len ? props->correlation_len : 1);
         o.correlation_len = props->correlation_len;
+        if (o.correlation)
+            memcpy(o.correlation, props->correlation, o.correlation_len);
     }
-    if (!o.topic || !o.payload || (props && props->correlation && !o.correlation)) {
-        free(o.topic), free(o.payload), free(o.correlation);
+    if (!o.topic || (props && props->correlation && !o.correlation)) {
+        free(o.topic), free(o.correlation);
         return false;
     }
-    memcpy(o.payload, payload, len);
-    if (o.correlation)
-        memcpy(o.correlation, props->correlation, o.correlation_len);
     c->outbox[c->outbox_count++] = o;
     return true;
 }
 
-/* Every publish goes through here: straight to Paho, or via the outbox from the timekeeper. */
-static void send_message(fleet_coordinator *c, const char *topic, const void *payload, size_t len,
+/* Every publish goes through here and takes payload (malloc'd; owned): straight to Paho, or
+ * via the outbox from the timekeeper. */
+static void send_message(fleet_coordinator *c, const char *topic, uint8_t *payload, size_t len,
                          int qos, int retained, const fleet_link_props *props)
 {
-    if (c->deferring) {
-        if (!hold_outgoing(c, topic, payload, len, qos, retained, props))
-            LOG(c, 0, "out of memory: a message to %s is lost", topic);
-    } else if (fleet_link_publish(c->link, topic, payload, len, qos, retained, props) !=
-               FLEET_LINK_OK) {
+    if (c->deferring && hold_outgoing(c, topic, payload, len, qos, retained, props))
+        return;
+    if (c->deferring)
+        LOG(c, 0, "out of memory: a message to %s is lost", topic);
+    else if (fleet_link_publish(c->link, topic, payload, len, qos, retained, props) !=
+             FLEET_LINK_OK)
         LOG(c, 1, "publish to %s: %s", topic, fleet_link_last_error());
-    }
+    free(payload);
 }
 
 /* The timekeeper, without state_lock: publishes what it held back. */
@@ -119,14 +118,16 @@ static void flush_outbox(fleet_coordinator *c)
     c->outbox_count = 0;
 }
 
+/* Takes buf (owned), the encoder's output. */
 static void publish_encoded(fleet_coordinator *c, const char *topic, fleet_topics_status st,
                             uint8_t *buf, size_t len, int qos, int retained,
                             const fleet_link_props *props)
 {
-    if (st != FLEET_TOPICS_OK)
-        LOG(c, 0, "cannot encode for %s: %s", topic, fleet_topics_last_error());
-    else
+    if (st == FLEET_TOPICS_OK) {
         send_message(c, topic, buf, len, qos, retained, props);
+        return;
+    }
+    LOG(c, 0, "cannot encode for %s: %s", topic, fleet_topics_last_error());
     free(buf);
 }
 
@@ -148,7 +149,10 @@ static void publish_state(fleet_coordinator *c, bool online)
 static void next_epoch(fleet_coordinator *c)
 {
     uint64_t now = wall_ms();
-    c->epoch = now > c->epoch ? now : c->epoch + 1;
+    if (now > c->epoch)
+        c->epoch = now;
+    else if (c->epoch < UINT64_MAX) /* a bogus huge epoch seen must not wrap ours to 0 */
+        c->epoch++;
 }
 
 static void publish_assignment(fleet_coordinator *c, coord_agent *a)
@@ -207,8 +211,9 @@ static void deliver_decision(void *ctx, const fleet_msg_decision *d, const coord
     if (c->cfg.mirror_topic[0]) {
         char *json = NULL;
         if (fleet_msg_decision_to_json(d, &json) == FLEET_TOPICS_OK)
-            send_message(c, c->cfg.mirror_topic, json, strlen(json), 0, 0, NULL);
-        free(json);
+            send_message(c, c->cfg.mirror_topic, (uint8_t *)json, strlen(json), 0, 0, NULL);
+        else
+            free(json);
     }
 }
 
@@ -241,14 +246,23 @@ static void reassign(fleet_coordinator *c, const char *why)
     coord_stream_expected_changed(&c->stream, &env, fleet_link_now_us());
 }
 
+/* Whether a message decoded; one that did not is counted and logged (at level: requests
+ * and results, which come in floods, only at debug). */
+static bool decoded(fleet_coordinator *c, const fleet_link_message *m, const char *what, int level,
+                    fleet_topics_status st)
+{
+    if (st == FLEET_TOPICS_OK)
+        return true;
+    c->stats.bad_messages++;
+    LOG(c, level, "bad %s on %s: %s", what, m->topic, fleet_topics_last_error());
+    return false;
+}
+
 static void on_agent_state(fleet_coordinator *c, const fleet_link_message *m)
 {
     fleet_msg_agent_state s;
-    if (fleet_msg_agent_state_decode(m->payload, m->len, &s) != FLEET_TOPICS_OK) {
-        c->stats.bad_messages++;
-        LOG(c, 1, "bad agent state on %s: %s", m->topic, fleet_topics_last_error());
+    if (!decoded(c, m, "agent state", 1, fleet_msg_agent_state_decode(m->payload, m->len, &s)))
         return;
-    }
     if (s.alive) {
         bool fresh = !coord_members_find(&c->members, s.birth.agent) ||
                      !coord_members_find(&c->members, s.birth.agent)->alive;
@@ -277,11 +291,9 @@ static void on_agent_state(fleet_coordinator *c, const fleet_link_message *m)
 static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message *m)
 {
     fleet_msg_coordinator_state s;
-    if (fleet_msg_coordinator_state_decode(m->payload, m->len, &s) != FLEET_TOPICS_OK) {
-        c->stats.bad_messages++;
-        LOG(c, 1, "bad coordinator state on %s: %s", m->topic, fleet_topics_last_error());
+    if (!decoded(c, m, "coordinator state", 1,
+                 fleet_msg_coordinator_state_decode(m->payload, m->len, &s)))
         return;
-    }
     if (strcmp(s.coordinator, c->cfg.id) == 0 && !s.online) {
         if (!c->closing)
             publish_state(c, true); /* our will, from a lost session or an earlier run */
@@ -321,11 +333,8 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
 static void on_assignment(fleet_coordinator *c, const fleet_link_message *m)
 {
     fleet_msg_assignment as;
-    if (fleet_msg_assignment_decode(m->payload, m->len, &as) != FLEET_TOPICS_OK) {
-        c->stats.bad_messages++;
-        LOG(c, 1, "bad assignment on %s: %s", m->topic, fleet_topics_last_error());
+    if (!decoded(c, m, "assignment", 1, fleet_msg_assignment_decode(m->payload, m->len, &as)))
         return;
-    }
     coord_agent *a = coord_members_find(&c->members, as.agent);
     if (!a)
         return; /* its birth comes first; until then it is nobody's to us */
@@ -359,10 +368,8 @@ static void on_assignment(fleet_coordinator *c, const fleet_link_message *m)
 static void on_model_get(fleet_coordinator *c, const fleet_link_message *m)
 {
     fleet_msg_model_get g;
-    if (fleet_msg_model_get_decode(m->payload, m->len, &g) != FLEET_TOPICS_OK) {
-        c->stats.bad_messages++;
+    if (!decoded(c, m, "model request", 3, fleet_msg_model_get_decode(m->payload, m->len, &g)))
         return;
-    }
     if (!coord_peers_owns(&c->peers, g.agent))
         return; /* its own coordinator answers */
     const coord_variant *var = NULL;
@@ -406,11 +413,8 @@ static double request_deadline_us(const fleet_coordinator *c, const fleet_link_m
 static void on_request(fleet_coordinator *c, const fleet_link_message *m)
 {
     fleet_msg_request r;
-    if (fleet_msg_request_decode(m->payload, m->len, &r) != FLEET_TOPICS_OK) {
-        c->stats.bad_messages++;
-        LOG(c, 3, "bad request on %s: %s", m->topic, fleet_topics_last_error());
+    if (!decoded(c, m, "request", 3, fleet_msg_request_decode(m->payload, m->len, &r)))
         return;
-    }
     if (!coord_peers_decides(&c->peers, r.id)) {
         c->stats.others_requests++;
         return;
@@ -424,11 +428,8 @@ static void on_request(fleet_coordinator *c, const fleet_link_message *m)
 static void on_result(fleet_coordinator *c, const fleet_link_message *m)
 {
     fleet_msg_result r;
-    if (fleet_msg_result_decode(m->payload, m->len, &r) != FLEET_TOPICS_OK) {
-        c->stats.bad_messages++;
-        LOG(c, 3, "bad result on %s: %s", m->topic, fleet_topics_last_error());
+    if (!decoded(c, m, "result", 3, fleet_msg_result_decode(m->payload, m->len, &r)))
         return;
-    }
     /* Another member's request; but one already held stays ours when members change. */
     if (!coord_peers_decides(&c->peers, r.id) && !coord_stream_holds(&c->stream, r.id)) {
         c->stats.others_requests++;
@@ -441,10 +442,8 @@ static void on_result(fleet_coordinator *c, const fleet_link_message *m)
 static void on_heartbeat(fleet_coordinator *c, const fleet_link_message *m)
 {
     fleet_msg_heartbeat h;
-    if (fleet_msg_heartbeat_decode(m->payload, m->len, &h) != FLEET_TOPICS_OK) {
-        c->stats.bad_messages++;
+    if (!decoded(c, m, "heartbeat", 3, fleet_msg_heartbeat_decode(m->payload, m->len, &h)))
         return;
-    }
     coord_members_heartbeat(&c->members, &h, m->received_us);
 }
 

@@ -25,12 +25,12 @@ uint64_t coord_peers_score(const char *agent, const char *coordinator)
     return h ^ (h >> 31);
 }
 
-/* Whether candidate outranks best for agent (ties, which need a 64-bit collision, go to the
- * smaller id). */
-static bool outranks(const char *agent, const char *candidate, const char *best)
+/* Whether candidate outranks self for x, self scoring mine (ties, which need a 64-bit
+ * collision, go to the smaller id). */
+static bool outranks(const coord_peers *p, const char *x, const char *candidate, uint64_t mine)
 {
-    uint64_t c = coord_peers_score(agent, candidate), b = coord_peers_score(agent, best);
-    return c > b || (c == b && strcmp(candidate, best) < 0);
+    uint64_t theirs = coord_peers_score(x, candidate);
+    return theirs > mine || (theirs == mine && strcmp(candidate, p->self) < 0);
 }
 
 /* Whether a coordinator of stream with this id leads the stream's group: no other online
@@ -59,18 +59,22 @@ bool coord_peers_owns(const coord_peers *p, const char *agent)
 {
     if (!coord_peers_leader(p))
         return false;
+    uint64_t mine = coord_peers_score(agent, p->self);
     for (size_t i = 0; i < p->count; i++)
         if (leads(p, p->peers[i].id, p->peers[i].stream) &&
-            outranks(agent, p->peers[i].id, p->self))
+            outranks(p, agent, p->peers[i].id, mine))
             return false;
     return true;
 }
 
 bool coord_peers_decides(const coord_peers *p, const char *request)
 {
+    if (p->count == 0)
+        return true; /* alone: no hashing on the request path */
+    uint64_t mine = coord_peers_score(request, p->self);
     for (size_t i = 0; i < p->count; i++)
         if (strcmp(p->peers[i].stream, p->stream) == 0 &&
-            outranks(request, p->peers[i].id, p->self))
+            outranks(p, request, p->peers[i].id, mine))
             return false;
     return true;
 }

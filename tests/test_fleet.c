@@ -83,7 +83,7 @@ static void start_agent(int i)
 /* Coordinator id serving stream; extra: more "--flag", "value" pairs, NULL-terminated (or
  * NULL). Returns its pid. */
 static pid_t start_coordinator_as(const char *id, const char *stream, const char *rule,
-                                  const char *replication, const char *const *extra)
+                                  const char *const *extra)
 {
     char v[N_VARIANTS][600], log[128];
     for (int i = 0; i < N_VARIANTS; i++)
@@ -103,7 +103,7 @@ static pid_t start_coordinator_as(const char *id, const char *stream, const char
                       "--rule",
                       (char *)rule,
                       "--replication",
-                      (char *)replication,
+                      "1",
                       "--heartbeat_timeout_ms",
                       "1000",
                       "--deadline_ms",
@@ -119,17 +119,6 @@ static pid_t start_coordinator_as(const char *id, const char *stream, const char
         argv[n++] = (char *)extra[i];
     argv[n] = NULL;
     return spawn(argv, log);
-}
-
-static void start_coordinator_with(const char *rule, const char *replication,
-                                   const char *const *extra)
-{
-    fx.coordinator = start_coordinator_as("main", STREAM, rule, replication, extra);
-}
-
-static void start_coordinator(const char *rule, const char *replication)
-{
-    start_coordinator_with(rule, replication, NULL);
 }
 
 static void stop_fleet(void)
@@ -255,6 +244,21 @@ static void wait_until_healthy(void)
     wait_until_healthy_on(STREAM);
 }
 
+static void start_agents(void)
+{
+    for (int i = 0; i < N_AGENTS; i++)
+        start_agent(i);
+}
+
+/* The usual fleet: coordinator "main" on STREAM with rule (and extra "--flag", "value" pairs,
+ * NULL-terminated, or NULL), every agent; returns once it is healthy. */
+static void start_fleet(const char *rule, const char *const *extra)
+{
+    fx.coordinator = start_coordinator_as("main", STREAM, rule, extra);
+    start_agents();
+    wait_until_healthy();
+}
+
 /* What the coordinator must decide for image index: the same rule over the same variants. */
 static void offline_decision(fleet_model *const *models, const float *temps, const float *weights,
                              fleet_ensemble_rule rule, size_t index, int *cls, float *confidence)
@@ -336,10 +340,7 @@ static void offline_ensemble(void *ctx, size_t index, int *cls, float *confidenc
 static void test_500_decisions_match_offline_ensemble(void **state)
 {
     (void)state;
-    start_coordinator("vp-topk", "1");
-    for (int i = 0; i < N_AGENTS; i++)
-        start_agent(i);
-    wait_until_healthy();
+    start_fleet("vp-topk", NULL);
     fleet_model *models[N_VARIANTS];
     float temps[N_VARIANTS], weights[N_VARIANTS], res[N_VARIANTS], width[N_VARIANTS], max_res = 0;
     for (int v = 0; v < N_VARIANTS; v++) {
@@ -413,10 +414,7 @@ static void test_fusion_decisions_match_offline(void **state)
     char head_path[600];
     snprintf(head_path, sizeof head_path, "%s/fusion.onnx", fx.zoo);
     const char *const extra[] = {"--fusion_model", head_path, NULL};
-    start_coordinator_with("fusion", "1", extra);
-    for (int i = 0; i < N_AGENTS; i++)
-        start_agent(i);
-    wait_until_healthy();
+    start_fleet("fusion", extra);
     fleet_model *models[N_VARIANTS], *head = NULL;
     for (int v = 0; v < N_VARIANTS; v++) {
         char path[600];
@@ -438,10 +436,7 @@ static void test_kill_agent_every_request_answered(void **state)
 {
     (void)state;
     enum { count = 600 };
-    start_coordinator("mean-softmax", "1");
-    for (int i = 0; i < N_AGENTS; i++)
-        start_agent(i);
-    wait_until_healthy();
+    start_fleet("mean-softmax", NULL);
     size_t answered = 0, degraded_late = 0, degraded = 0;
     double killed_at = 0;
     for (size_t i = 0; i < count; i++) {
@@ -539,10 +534,9 @@ static void expect_status(const char *line)
 static void test_two_coordinators_share_the_agents(void **state)
 {
     (void)state;
-    fx.coordinator = start_coordinator_as("left", STREAM, "mean-softmax", "1", NULL);
-    fx.second_coordinator = start_coordinator_as("right", "s2", "mean-softmax", "1", NULL);
-    for (int i = 0; i < N_AGENTS; i++)
-        start_agent(i);
+    fx.coordinator = start_coordinator_as("left", STREAM, "mean-softmax", NULL);
+    fx.second_coordinator = start_coordinator_as("right", "s2", "mean-softmax", NULL);
+    start_agents();
     wait_until_healthy_on(STREAM);
     wait_until_healthy_on("s2");
     await_agents_assigned_by("left", 2);
@@ -584,10 +578,9 @@ static void test_two_coordinators_share_the_agents(void **state)
 static void test_two_coordinators_share_a_stream(void **state)
 {
     (void)state;
-    fx.coordinator = start_coordinator_as("first", STREAM, "mean-softmax", "1", NULL);
-    fx.second_coordinator = start_coordinator_as("second", STREAM, "mean-softmax", "1", NULL);
-    for (int i = 0; i < N_AGENTS; i++)
-        start_agent(i);
+    fx.coordinator = start_coordinator_as("first", STREAM, "mean-softmax", NULL);
+    fx.second_coordinator = start_coordinator_as("second", STREAM, "mean-softmax", NULL);
+    start_agents();
     wait_until_healthy();
     await_agents_assigned_by("first", N_AGENTS);
 
@@ -645,10 +638,7 @@ static void test_two_coordinators_share_a_stream(void **state)
 static void test_third_party_client_gets_decision(void **state)
 {
     (void)state;
-    start_coordinator("mean-softmax", "1");
-    for (int i = 0; i < N_AGENTS; i++)
-        start_agent(i);
-    wait_until_healthy();
+    start_fleet("mean-softmax", NULL);
     uint8_t req[1024], *p = req;
     const uint8_t head[] = {0x85, 0xa1, 'v',  0x01, 0xa2, 'i', 'd',  0xa3, 'r',  'r',  '0',  0xa6,
                             's',  't',  'r',  'e',  'a',  'm', 0xa2, 's',  '1',  0xab, 'd',  'e',
@@ -727,10 +717,7 @@ static void test_existing_topics_in_json_out(void **state)
     (void)state;
     const char *const extra[] = {"--input_filter", "cameras/+/frame", "--mirror_topic",
                                  "mirror/line-1", NULL};
-    start_coordinator_with("mean-softmax", "1", extra);
-    for (int i = 0; i < N_AGENTS; i++)
-        start_agent(i);
-    wait_until_healthy();
+    start_fleet("mean-softmax", extra);
     fleet_link_options o;
     fleet_link_options_init(&o);
     o.url = fx.broker.url;

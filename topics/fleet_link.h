@@ -48,8 +48,11 @@ typedef struct fleet_link_options {
      * instead of into the queue fleet_link_receive reads: one thread hand-off less per
      * message. deliver owns the message when it returns true; false queues it as usual. It
      * must not block: fleet_link_publish is fine, fleet_link_subscribe, _receive, _close and
-     * _destroy are not. Some thread must still call fleet_link_receive now and then (a zero
-     * timeout will do): that is where subscriptions are renewed after a reconnect. */
+     * _destroy are not. It runs inside Paho's callback, where Paho may hold its own lock: a
+     * lock that deliver takes must never be held by another thread across a fleet_link_publish
+     * (that thread would wait for Paho's lock, deliver for the thread's: a deadlock). Some
+     * thread must still call fleet_link_receive now and then (a zero timeout will do): that is
+     * where subscriptions are renewed after a reconnect. */
     bool (*deliver)(void *ctx, fleet_link_message *message);
     void *deliver_ctx;
 } fleet_link_options;
