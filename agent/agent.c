@@ -16,8 +16,11 @@ fleet_agent_status agent_fail(fleet_agent_status status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(agent_error, sizeof agent_error, fmt, ap);
+    /* Through a copy: an argument may be the last error itself, wrapped in a new one. */
+    char text[sizeof agent_error];
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(agent_error, text, sizeof text);
     return status;
 }
 

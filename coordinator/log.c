@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char coord_error[384] = "no error";
 
@@ -12,8 +13,11 @@ fleet_coordinator_status coord_fail(fleet_coordinator_status status, const char 
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(coord_error, sizeof coord_error, fmt, ap);
+    /* Through a copy: an argument may be the last error itself, wrapped in a new one. */
+    char text[sizeof coord_error];
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(coord_error, text, sizeof text);
     return status;
 }
 

@@ -15,6 +15,7 @@
 #include "fleet_link.h"
 #include "fleet_models.h"
 #include "fleet_topics.h"
+#include "spawn.h"
 #include "internal.h" /* agent_queue_hold: freezes the worker so queues fill deterministically */
 
 #include <openssl/evp.h>
@@ -964,26 +965,10 @@ static const char *daemon_path(void)
     return access(path, X_OK) == 0 ? path : NULL;
 }
 
-/* fork + exec only (Paho's threads do not survive a fork); stderr to log. */
-static pid_t spawn(char *const argv[], const char *log)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
 static int exit_status(char *const argv[], const char *log)
 {
     int status = 0;
-    pid_t pid = spawn(argv, log);
+    pid_t pid = test_spawn(argv, log, true);
     assert_true(pid > 0);
     assert_int_equal(waitpid(pid, &status, 0), pid);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -1022,7 +1007,7 @@ static void test_daemon(void **state)
                    "--log-level",
                    "debug",
                    NULL};
-    pid_t pid = spawn(run, log);
+    pid_t pid = test_spawn(run, log, true);
     uint64_t bdseq = await_state("gw-9", true, 0).birth.bdseq;
     assert_int_equal(kill(pid, SIGTERM), 0);
     assert_int_equal(await_state("gw-9", false, 0).death.bdseq, bdseq);

@@ -12,6 +12,7 @@
 #include "fleet_link.h"
 #include "fleet_models.h"
 #include "fleet_topics.h"
+#include "spawn.h"
 
 #include <math.h>
 #include <signal.h>
@@ -43,18 +44,6 @@ typedef struct fleet_fixture {
 
 static fleet_fixture fx;
 
-static pid_t spawn(char *const argv[], const char *log)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (!freopen(log, "w", stderr) || !freopen("/dev/null", "w", stdout))
-            _exit(126);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
 static void start_agent(int i)
 {
     char id[32], cache[128], log[128];
@@ -77,7 +66,9 @@ static void start_agent(int i)
                     "--log-level",
                     "info",
                     NULL};
-    fx.agents[i] = spawn(argv, log);
+    /* Never under the wrapper: XNNPACK's AVX code runs ~1000x slower in valgrind, too slow for
+     * heartbeats; the agent is valgrind-checked by test_agent. */
+    fx.agents[i] = test_spawn(argv, log, false);
 }
 
 /* Coordinator id serving stream; extra: more "--flag", "value" pairs, NULL-terminated (or
@@ -118,32 +109,32 @@ static pid_t start_coordinator_as(const char *id, const char *stream, const char
     for (size_t i = 0; extra && extra[i] && n < 38; i++)
         argv[n++] = (char *)extra[i];
     argv[n] = NULL;
-    return spawn(argv, log);
+    return test_spawn(argv, log, true);
 }
 
-static void stop_fleet(void)
+/* False when a daemon did not shut down cleanly (exit 0 after SIGTERM). */
+static bool stop_fleet(void)
 {
+    bool clean = true;
     for (int i = 0; i < N_AGENTS; i++)
         if (fx.agents[i] > 0) {
-            kill(fx.agents[i], SIGTERM);
-            waitpid(fx.agents[i], NULL, 0);
+            clean &= test_stop_cleanly(fx.agents[i], "fleet-agent");
             fx.agents[i] = 0;
         }
     pid_t *coordinators[] = {&fx.coordinator, &fx.second_coordinator};
     for (int i = 0; i < 2; i++)
         if (*coordinators[i] > 0) {
-            kill(*coordinators[i], SIGTERM);
-            waitpid(*coordinators[i], NULL, 0);
+            clean &= test_stop_cleanly(*coordinators[i], "fleet-coordinator");
             *coordinators[i] = 0;
         }
+    return clean;
 }
 
 /* A failed test leaves its fleet running; the next one starts from none. */
 static int stop_fleet_after(void **state)
 {
     (void)state;
-    stop_fleet();
-    return 0;
+    return stop_fleet() ? 0 : -1;
 }
 
 static int setup(void **state)
@@ -358,7 +349,7 @@ static void test_500_decisions_match_offline_ensemble(void **state)
     expect_offline_decisions(500, "vp-topk", offline_ensemble, &ctx);
     for (int v = 0; v < N_VARIANTS; v++)
         fleet_model_destroy(models[v]);
-    stop_fleet();
+    assert_true(stop_fleet());
 }
 
 /* The fusion head over int8 features, computed here as the fleet must: each variant's features
@@ -427,7 +418,7 @@ static void test_fusion_decisions_match_offline(void **state)
     for (int v = 0; v < N_VARIANTS; v++)
         fleet_model_destroy(models[v]);
     fleet_model_destroy(head);
-    stop_fleet();
+    assert_true(stop_fleet());
 }
 
 /* kill -9 of an agent mid-run: every request is still answered, and degraded answers stop
@@ -466,7 +457,7 @@ static void test_kill_agent_every_request_answered(void **state)
     assert_int_equal(answered, count);
     assert_int_equal(degraded_late, 0);
     print_message("kill -9: %zu of %d decisions degraded during failover\n", degraded, count);
-    stop_fleet();
+    assert_true(stop_fleet());
 }
 
 /* Which coordinator each agent's retained assignment names, read by a fresh subscriber;
@@ -567,7 +558,7 @@ static void test_two_coordinators_share_the_agents(void **state)
     assert_int_equal(answered, count);
     await_agents_assigned_by("left", N_AGENTS); /* the survivor took them over */
     wait_until_healthy_on(STREAM);              /* all four variants, now over all four agents */
-    stop_fleet();
+    assert_true(stop_fleet());
 }
 
 /* Two coordinators on one stream: the smaller id leads and assigns, the requests are split
@@ -592,8 +583,7 @@ static void test_two_coordinators_share_a_stream(void **state)
     double stopped_at = 0;
     for (size_t i = 0; i < count; i++) {
         if (i == stop_at) {
-            kill(fx.coordinator, SIGTERM);
-            waitpid(fx.coordinator, NULL, 0);
+            assert_true(test_stop_cleanly(fx.coordinator, "fleet-coordinator (leader)"));
             fx.coordinator = 0;
             stopped_at = fleet_link_now_us();
         }
@@ -629,7 +619,7 @@ static void test_two_coordinators_share_a_stream(void **state)
     assert_true(by_first > 20 && by_second > 20);
     print_message("leader stopped: the follower decided %zu of %d requests, the leader %zu\n",
                   by_second, count, by_first);
-    stop_fleet();
+    assert_true(stop_fleet());
 }
 
 /* Clients that never saw our code: mosquitto_pub (MQTT v5 response topic) sends msgpack bytes
@@ -708,7 +698,7 @@ static void test_third_party_client_gets_decision(void **state)
     assert_int_equal(fleet_msg_decision_decode(answer, size, &d), FLEET_TOPICS_OK);
     assert_int_equal(strncmp(d.id, "rr", 2), 0);
     assert_true(d.cls >= 0 && d.cls < 10);
-    stop_fleet();
+    assert_true(stop_fleet());
 }
 
 /* An existing publisher's raw frames become requests; decisions come back as JSON. */
@@ -743,7 +733,7 @@ static void test_existing_topics_in_json_out(void **state)
     assert_int_equal(fleet_link_receive(dashboard, 1000, &m), FLEET_LINK_ETIMEOUT);
     fleet_link_destroy(camera);
     fleet_link_destroy(dashboard);
-    stop_fleet();
+    assert_true(stop_fleet());
 }
 
 int main(void)

@@ -15,8 +15,11 @@ fleet_topics_status topics_fail(fleet_topics_status status, const char *fmt, ...
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(topics_error, sizeof topics_error, fmt, ap);
+    /* Through a copy: an argument may be the last error itself, wrapped in a new one. */
+    char text[sizeof topics_error];
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(topics_error, text, sizeof text);
     return status;
 }
 

@@ -22,8 +22,11 @@ static fleet_link_status link_fail(fleet_link_status status, const char *fmt, ..
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(link_error, sizeof link_error, fmt, ap);
+    /* Through a copy: an argument may be the last error itself, wrapped in a new one. */
+    char text[sizeof link_error];
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(link_error, text, sizeof text);
     return status;
 }
 

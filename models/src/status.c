@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char fm_error_detail[512] = "no error";
 
@@ -42,8 +43,11 @@ fleet_model_status fm_fail(fleet_model_status status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(fm_error_detail, sizeof fm_error_detail, fmt, ap);
+    /* Through a copy: an argument may be the last error itself, wrapped in a new one. */
+    char text[sizeof fm_error_detail];
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(fm_error_detail, text, sizeof text);
     return status;
 }
 
