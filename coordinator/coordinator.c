@@ -163,6 +163,7 @@ static void publish_assignment(fleet_coordinator *c, coord_agent *a)
     snprintf(m.coordinator, sizeof m.coordinator, "%s", c->cfg.id);
     snprintf(m.stream, sizeof m.stream, "%s", c->cfg.stream);
     m.epoch = a->assigned_epoch = c->epoch;
+    a->published_us = fleet_link_now_us();
     for (size_t v = 0; v < c->family.count; v++) {
         if (!(a->assigned >> v & 1u))
             continue;
@@ -340,22 +341,19 @@ static void on_assignment(fleet_coordinator *c, const fleet_link_message *m)
         return; /* its birth comes first; until then it is nobody's to us */
     if (as.epoch > c->epoch)
         c->epoch = as.epoch; /* ours stay above it (next_epoch) */
-    if (as.epoch < a->seen_epoch)
-        return; /* stale: the agent ignores it too */
-    a->seen_epoch = as.epoch;
-    if (strcmp(as.coordinator, c->cfg.id) == 0) {
-        a->contested = false; /* the agent follows our word */
-        return;
-    }
+    bool fresh = coord_members_saw_assignment(a, as.coordinator, as.epoch, c->cfg.id);
     if (a->ours && a->alive) {
-        /* The agent follows another coordinator's word though it is ours: that one had not
-         * seen us yet, or sees other coordinators than we do. restate_contested gives our
-         * word again. */
-        if (!a->contested)
+        /* Another coordinator's word over an agent of ours (followed, or merely retained): that
+         * one had not seen us yet, or sees other coordinators than we do. restate_contested
+         * gives our word again. */
+        bool contested = coord_members_contested(a);
+        if (contested && !a->contested)
             LOG(c, 2, "agent %s was assigned by coordinator %s; it is ours", a->id, as.coordinator);
-        a->contested = true;
+        a->contested = contested;
         return;
     }
+    if (!fresh || strcmp(as.coordinator, c->cfg.id) == 0)
+        return;
     bool from_leader =
         strcmp(as.stream, c->cfg.stream) == 0 && coord_peers_leader_is(&c->peers, as.coordinator);
     if (coord_members_follow(&c->members, &c->family, &as, from_leader)) {
@@ -638,15 +636,15 @@ fleet_coordinator_status fleet_coordinator_create(const fleet_coordinator_config
     return FLEET_COORDINATOR_OK;
 }
 
-/* Restates our assignment to every agent of ours whose retained assignment is another
- * coordinator's, at most five times a second per agent in case two views stay apart for a
- * while (each coordinator insisting on what it sees). */
+/* Restates our assignment to every agent of ours that follows, or whose retained assignment
+ * is, another coordinator's; at most five times a second per agent (our last word's echo may
+ * be on its way, and two views may stay apart for a while, each coordinator insisting on what
+ * it sees). */
 static void restate_contested(fleet_coordinator *c, double now)
 {
     for (size_t i = 0; i < c->members.count; i++) {
         coord_agent *a = &c->members.agents[i];
-        if (a->contested && a->ours && a->alive && now - a->restated_us > 200e3) {
-            a->restated_us = now;
+        if (coord_members_contested(a) && now - a->published_us > 200e3) {
             next_epoch(c);
             publish_assignment(c, a);
         }

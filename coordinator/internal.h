@@ -61,8 +61,10 @@ typedef struct coord_agent {
     uint64_t assigned_epoch;
     bool ours; /* this coordinator assigns it (peers.c); true until other coordinators show */
     uint64_t seen_epoch; /* the highest epoch of an assignment seen for it (any author) */
-    bool contested;      /* that assignment is another coordinator's, and the agent is ours */
-    double restated_us;  /* when we last restated ours over it */
+    bool followed_mine;  /* that assignment, which the agent follows, is ours */
+    bool retained_mine;  /* the latest one delivered, which the broker retains, is ours */
+    bool contested;      /* coord_members_contested when an assignment last came (for the log) */
+    double published_us; /* when we last published an assignment to it */
 } coord_agent;
 
 typedef struct coord_members {
@@ -85,6 +87,15 @@ bool coord_members_serving(const coord_members *m, const coord_family *f, size_t
  * anyone else, that it serves none of ours. Returns true when that changed. */
 bool coord_members_follow(coord_members *m, const coord_family *f, const fleet_msg_assignment *as,
                           bool from_leader);
+/* Notes an assignment of agent a by author seen on the broker, where agents follow the highest
+ * epoch and the broker retains the latest one published (delivered to us in the broker's order).
+ * self is this coordinator's id. Returns true when it is fresh: the agent follows it. */
+bool coord_members_saw_assignment(coord_agent *a, const char *author, uint64_t epoch,
+                                  const char *self);
+/* True when a is ours and alive but another coordinator's assignment is the one it follows or
+ * the one the broker retains (for agents that connect later): ours must be given again. Two
+ * coordinators that publish at once can leave either, whatever the epochs. */
+bool coord_members_contested(const coord_agent *a);
 
 /* peers.c: the other coordinators that share the fleet (from their retained states).
  * Coordinators of one stream form its group; the one with the smallest id leads it: it alone

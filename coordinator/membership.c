@@ -113,3 +113,20 @@ bool coord_members_follow(coord_members *m, const coord_family *f, const fleet_m
     a->assigned_epoch = as->epoch;
     return changed;
 }
+
+bool coord_members_saw_assignment(coord_agent *a, const char *author, uint64_t epoch,
+                                  const char *self)
+{
+    bool mine = strcmp(author, self) == 0;
+    a->retained_mine = mine;
+    if (epoch < a->seen_epoch)
+        return false; /* stale: the agent ignores it too */
+    a->seen_epoch = epoch;
+    a->followed_mine = mine;
+    return true;
+}
+
+bool coord_members_contested(const coord_agent *a)
+{
+    return a->ours && a->alive && a->seen_epoch > 0 && !(a->followed_mine && a->retained_mine);
+}

@@ -62,6 +62,37 @@ static void test_bdseq_keeps_reborn_agents_alive(void **state)
     assert_false(coord_members_death(&m, &unknown));
 }
 
+/* Two coordinators publishing at once can leave the agent following one assignment and the
+ * broker retaining another (a lower epoch published later): either is a contest. */
+static void test_contested_by_followed_or_retained(void **state)
+{
+    (void)state;
+    coord_agent a;
+    memset(&a, 0, sizeof a);
+    a.ours = a.alive = true;
+    assert_false(coord_members_contested(&a)); /* nothing seen yet: our placement speaks first */
+    assert_true(coord_members_saw_assignment(&a, "first", 10, "first"));
+    assert_false(coord_members_contested(&a));
+    /* The other's older epoch, delivered after ours: the agent ignores it, the broker keeps it. */
+    assert_false(coord_members_saw_assignment(&a, "second", 9, "first"));
+    assert_true(coord_members_contested(&a));
+    assert_true(coord_members_saw_assignment(&a, "first", 11, "first")); /* our restatement */
+    assert_false(coord_members_contested(&a));
+    /* The other's newer epoch, then an older echo of ours: retained is ours, followed is not. */
+    assert_true(coord_members_saw_assignment(&a, "second", 12, "first"));
+    assert_false(coord_members_saw_assignment(&a, "first", 11, "first"));
+    assert_true(coord_members_contested(&a));
+    assert_true(coord_members_saw_assignment(&a, "first", 13, "first"));
+    assert_false(coord_members_contested(&a));
+    /* Only an agent of ours that is alive is worth a word. */
+    assert_true(coord_members_saw_assignment(&a, "second", 14, "first"));
+    a.alive = false;
+    assert_false(coord_members_contested(&a));
+    a.alive = true;
+    a.ours = false;
+    assert_false(coord_members_contested(&a));
+}
+
 static void test_heartbeat_timeout(void **state)
 {
     (void)state;
@@ -489,6 +520,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bdseq_keeps_reborn_agents_alive),
         cmocka_unit_test(test_heartbeat_timeout),
+        cmocka_unit_test(test_contested_by_followed_or_retained),
         cmocka_unit_test(test_assignment_covers_moves_little_and_fails_over),
         cmocka_unit_test(test_peers_split_agents),
         cmocka_unit_test(test_peers_stream_group),
