@@ -63,7 +63,10 @@ static fleet_coordinator_status load_variant(const char *path, coord_variant *v,
     fleet_model *m = NULL;
     if (fleet_model_load_buffer(v->bytes, v->size, NULL, &m) != FLEET_MODEL_OK)
         return coord_fail(FLEET_COORDINATOR_EMODEL, "%s: %s", path, fleet_model_last_error());
-    fleet_model_tensor_info out;
+    fleet_model_tensor_info in, out;
+    size_t inputs = fleet_model_input_count(m);
+    fleet_model_input_info(m, 0, &in);
+    v->input_count = inputs == 1 ? in.count : 0;
     fleet_model_output_info(m, 0, &out);
     v->classes = out.count;
     if (fleet_model_output_count(m) > 1 && fleet_model_output_info(m, 1, &out) == FLEET_MODEL_OK)
@@ -73,6 +76,9 @@ static fleet_coordinator_status load_variant(const char *path, coord_variant *v,
     *resolution = meta_float(m, "input_resolution", 28.0f);
     *width = meta_float(m, "width", 0.35f);
     fleet_model_destroy(m);
+    if (inputs != 1)
+        return coord_fail(FLEET_COORDINATOR_EMODEL, "%s: %zu inputs (a variant has one)", path,
+                          inputs);
     if (v->classes == 0 || v->classes > COORD_MAX_CLASSES)
         return coord_fail(FLEET_COORDINATOR_EMODEL, "%s: %zu classes (1 to %d supported)", path,
                           v->classes, COORD_MAX_CLASSES);
@@ -138,6 +144,12 @@ fleet_coordinator_status coord_family_load(const fleet_coordinator_config *cfg,
             return coord_fail(FLEET_COORDINATOR_EMODEL, "%s: %zu classes, variant 0 has %zu",
                               cfg->variants[i], family->variants[i].classes,
                               family->variants[0].classes);
+        if (i > 0 && family->variants[i].input_count != family->variants[0].input_count)
+            return coord_fail(FLEET_COORDINATOR_EMODEL,
+                              "%s: %zu input values, variant 0 takes %zu (every variant reads the "
+                              "same request)",
+                              cfg->variants[i], family->variants[i].input_count,
+                              family->variants[0].input_count);
         max_resolution = fmaxf(max_resolution, resolution[i]);
     }
     for (size_t i = 0; i < family->count; i++) {
@@ -145,6 +157,7 @@ fleet_coordinator_status coord_family_load(const fleet_coordinator_config *cfg,
         family->variants[i].vp_weight = resolution[i] / max_resolution * w * w;
     }
     family->classes = family->variants[0].classes;
+    family->input_count = family->variants[0].input_count;
     return cfg->fusion ? load_fusion(cfg, family) : FLEET_COORDINATOR_OK;
 }
 

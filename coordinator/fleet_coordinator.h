@@ -76,6 +76,7 @@ void fleet_coordinator_destroy(fleet_coordinator *c);
 typedef struct fleet_coordinator_stats {
     uint64_t requests, decisions, degraded, results, late_results, duplicate_results;
     uint64_t bad_messages, reassignments, evicted;
+    uint64_t refused; /* requests whose tensor the models cannot take (answered with an error) */
     uint64_t others_requests; /* requests and results another coordinator of the stream decides */
     uint32_t live_agents;
     uint64_t epoch;

@@ -28,6 +28,7 @@ typedef struct coord_variant {
     float val_accuracy; /* from metadata, else 1 */
     float temperature;  /* from metadata, else 1 */
     size_t classes;
+    size_t input_count;    /* its one input's elements */
     size_t feature_count;  /* its second output's elements (0: none) */
     size_t feature_offset; /* where they start in the fusion head's input */
 } coord_variant;
@@ -36,6 +37,7 @@ typedef struct coord_family {
     coord_variant variants[FLEET_COORDINATOR_MAX_VARIANTS];
     size_t count;
     size_t classes;
+    size_t input_count; /* every variant reads the same request tensor */
     /* rule = fusion: the head's ONNX file (owned), its input size, its temperature */
     uint8_t *fusion_bytes;
     size_t fusion_size, fusion_inputs;

@@ -198,19 +198,14 @@ static void show_logs(void)
         fail_msg(__VA_ARGS__);                                                                     \
     } while (0)
 
-static void send_image_to(const char *stream, size_t index, const char *id)
+static void send_tensor_to(const char *stream, const fleet_tensor *tensor, const char *id)
 {
     fleet_msg_request r;
     memset(&r, 0, sizeof r);
     snprintf(r.id, sizeof r.id, "%s", id);
     snprintf(r.stream, sizeof r.stream, "%s", stream);
     r.deadline_ms = 3000;
-    r.tensor = (fleet_tensor){.dtype = FLEET_DTYPE_U8,
-                              .scale = 1.0f / 255.0f,
-                              .shape = {1, 1, 28, 28},
-                              .rank = 4,
-                              .data = fx.data.pixels + index * 784,
-                              .size = 784};
+    r.tensor = *tensor;
     uint8_t *buf = NULL;
     size_t len = 0;
     assert_int_equal(fleet_msg_request_encode(&r, &buf, &len), FLEET_TOPICS_OK);
@@ -219,6 +214,17 @@ static void send_image_to(const char *stream, size_t index, const char *id)
     snprintf(topic, sizeof topic, PREFIX "/stream/%s/request", stream);
     assert_int_equal(fleet_link_publish(fx.client, topic, buf, len, 0, 0, &props), FLEET_LINK_OK);
     free(buf);
+}
+
+static void send_image_to(const char *stream, size_t index, const char *id)
+{
+    fleet_tensor t = {.dtype = FLEET_DTYPE_U8,
+                      .scale = 1.0f / 255.0f,
+                      .shape = {1, 1, 28, 28},
+                      .rank = 4,
+                      .data = fx.data.pixels + index * 784,
+                      .size = 784};
+    send_tensor_to(stream, &t, id);
 }
 
 static void send_image(size_t index, const char *id)
@@ -482,18 +488,25 @@ static void test_kill_agent_every_request_answered(void **state)
     assert_true(stop_fleet());
 }
 
-/* Which coordinator each agent's retained assignment names, read by a fresh subscriber;
- * returns how many agents name `coordinator`. */
-static int agents_assigned_by(const char *coordinator)
+/* A connection to the fleet's broker as one of its users (broker-config/fleet.acl). */
+static fleet_link *open_link_as(const char *user, const char *client_id)
 {
     fleet_link_options o;
     fleet_link_options_init(&o);
     o.url = fx.broker.url;
-    o.client_id = "assignment-watcher";
-    o.username = "operator";
+    o.client_id = client_id;
+    o.username = user;
     o.password = FLEETCTL_BROKER_SECRET;
-    fleet_link *watcher = NULL;
-    assert_int_equal(fleet_link_create(&o, &watcher), FLEET_LINK_OK);
+    fleet_link *link = NULL;
+    assert_int_equal(fleet_link_create(&o, &link), FLEET_LINK_OK);
+    return link;
+}
+
+/* Which coordinator each agent's retained assignment names, read by a fresh subscriber;
+ * returns how many agents name `coordinator`. */
+static int agents_assigned_by(const char *coordinator)
+{
+    fleet_link *watcher = open_link_as("operator", "assignment-watcher");
     assert_int_equal(fleet_link_subscribe(watcher, PREFIX "/agent/+/assignment", 1), FLEET_LINK_OK);
     int n = 0, seen = 0;
     fleet_link_message *m = NULL;
@@ -646,6 +659,90 @@ static void test_two_coordinators_share_a_stream(void **state)
 /* Clients that never saw our code: mosquitto_pub (MQTT v5 response topic) sends msgpack bytes
  * written by hand from docs/PROTOCOL.md (fixmap, fixstr keys, bin16 pixels), mosquitto_sub
  * receives the decision. Each try uses a new request id: the coordinator answers an id once. */
+/* Malformed msgpack on every topic the coordinator reads, from each user allowed to write there,
+ * and well-formed messages about agents and requests it does not know: it keeps deciding. A
+ * request whose tensor the models cannot take is answered at once with the reason. */
+static void test_coordinator_survives_bad_input(void **state)
+{
+    (void)state;
+    start_fleet("mean-softmax", NULL);
+    static const struct {
+        const char *bytes;
+        size_t len;
+    } garbage[] = {
+        {"\xc1", 1},                 /* never used in msgpack */
+        {"\x93\x01\x02\x03", 4},     /* an array, not a map */
+        {"\x81\xa1v\x01", 4},        /* {"v": 1}: keys missing */
+        {"\x81\xa1v\x63", 4},        /* a version from the future */
+        {"\xdb\xff\xff\xff\xff", 5}, /* a 4 GiB string in 5 bytes */
+        {"\x85\xa1v", 3},            /* truncated */
+        {"", 0},                     /* empty */
+    };
+    fleet_link *agent = open_link_as("agent-4", "garbage-agent");
+    fleet_link *coordinator = open_link_as("coordinator", "garbage-coordinator");
+    static const struct {
+        int from; /* 0: an agent, 1: a coordinator, 2: an operator (the test's client) */
+        const char *topic;
+    } targets[] = {
+        {0, PREFIX "/agent/agent-4/state"},        {0, PREFIX "/agent/agent-4/heartbeat"},
+        {0, PREFIX "/stream/" STREAM "/result"},   {0, PREFIX "/model/get"},
+        {1, PREFIX "/coordinator/intruder/state"}, {1, PREFIX "/agent/agent-1/assignment"},
+        {2, PREFIX "/stream/" STREAM "/request"},
+    };
+    fleet_link *from[] = {agent, coordinator, fx.client};
+    for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++)
+        for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++)
+            assert_int_equal(fleet_link_publish(from[targets[t].from], targets[t].topic,
+                                                garbage[i].bytes, garbage[i].len, 1, 0, NULL),
+                             FLEET_LINK_OK);
+    /* Well-formed, about nobody: a ghost agent's heartbeat and a result for no request. */
+    fleet_msg_heartbeat h = {.agent = "ghost", .bdseq = 1};
+    fleet_msg_result res = {.id = "never-sent", .stream = STREAM, .agent = "ghost", .k = 1};
+    res.classes[0] = 3, res.probs[0] = 1.0f;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(fleet_msg_heartbeat_encode(&h, &buf, &len), FLEET_TOPICS_OK);
+    assert_int_equal(
+        fleet_link_publish(agent, PREFIX "/agent/agent-4/heartbeat", buf, len, 1, 0, NULL),
+        FLEET_LINK_OK);
+    free(buf);
+    assert_int_equal(fleet_msg_result_encode(&res, &buf, &len), FLEET_TOPICS_OK);
+    assert_int_equal(
+        fleet_link_publish(agent, PREFIX "/stream/" STREAM "/result", buf, len, 1, 0, NULL),
+        FLEET_LINK_OK);
+    free(buf);
+    fleet_link_destroy(agent); /* closing lets the QoS 1 handshakes finish */
+    fleet_link_destroy(coordinator);
+
+    fleet_tensor small = {.dtype = FLEET_DTYPE_U8,
+                          .scale = 1.0f / 255.0f,
+                          .shape = {1, 1, 27, 27},
+                          .rank = 4,
+                          .data = fx.data.pixels,
+                          .size = 27 * 27};
+    send_tensor_to(STREAM, &small, "too-small");
+    fleet_msg_decision d;
+    do
+        assert_true(next_decision(5000, &d));
+    while (strcmp(d.id, "too-small") != 0);
+    assert_int_equal(d.cls, -1);
+    assert_true(d.degraded);
+    assert_non_null(strstr(d.error, "729 elements"));
+
+    enum { count = 50 };
+    for (size_t i = 0; i < count; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "after-%zu", i);
+        send_image(i, id);
+    }
+    size_t healthy = 0;
+    while (healthy < count && next_decision(5000 * (int)patience(), &d))
+        healthy +=
+            strncmp(d.id, "after-", 6) == 0 && !d.degraded && d.n_used == N_VARIANTS && !d.error[0];
+    assert_int_equal(healthy, count);
+    assert_true(stop_fleet());
+}
+
 static void test_third_party_client_gets_decision(void **state)
 {
     (void)state;
@@ -765,6 +862,7 @@ int main(void)
         cmocka_unit_test_teardown(test_kill_agent_every_request_answered, stop_fleet_after),
         cmocka_unit_test_teardown(test_two_coordinators_share_the_agents, stop_fleet_after),
         cmocka_unit_test_teardown(test_two_coordinators_share_a_stream, stop_fleet_after),
+        cmocka_unit_test_teardown(test_coordinator_survives_bad_input, stop_fleet_after),
         cmocka_unit_test_teardown(test_third_party_client_gets_decision, stop_fleet_after),
         cmocka_unit_test_teardown(test_existing_topics_in_json_out, stop_fleet_after),
     };

@@ -112,6 +112,12 @@ static void test_round_trips(void **state)
     assert_int_equal(fleet_msg_decision_decode(buf, len, &d2), FLEET_TOPICS_OK);
     assert_memory_equal(&d, &d2, sizeof d);
     free(buf);
+    strcpy(d.error, "tensor of 729 elements; the stream's models take 784"); /* a refusal */
+    d.cls = -1;
+    assert_int_equal(fleet_msg_decision_encode(&d, &buf, &len), FLEET_TOPICS_OK);
+    assert_int_equal(fleet_msg_decision_decode(buf, len, &d2), FLEET_TOPICS_OK);
+    assert_memory_equal(&d, &d2, sizeof d);
+    free(buf);
 
     fleet_msg_assignment a;
     memset(&a, 0, sizeof a);
@@ -392,6 +398,11 @@ static void test_decision_json(void **state)
                               "0.25]],\"used\":[0,2],\"missing\":[1],\"degraded\":true,\"rule\":"
                               "\"vp-topk\",\"total_us\":1200,\"slowest_infer_us\":300,"
                               "\"aggregate_us\":3}");
+    free(json);
+    strcpy(d.error, "tensor of 2 elements");
+    assert_int_equal(fleet_msg_decision_to_json(&d, &json), FLEET_TOPICS_OK);
+    const char *tail = ",\"aggregate_us\":3,\"error\":\"tensor of 2 elements\"}";
+    assert_string_equal(json + strlen(json) - strlen(tail), tail);
     free(json);
 }
 

@@ -14,6 +14,7 @@ extern "C" {
 #define FLEET_TOPICS_VERSION 1
 
 #define FLEET_TOPICS_MAX_ID 64             /* agent, coordinator, stream and request ids */
+#define FLEET_TOPICS_MAX_ERROR 160         /* a refused request's explanation */
 #define FLEET_TOPICS_MAX_TOPIC 256         /* a whole topic name */
 #define FLEET_TOPICS_MAX_VARIANTS 16       /* variants in one assignment, decision or birth */
 #define FLEET_TOPICS_MAX_TOPK 64           /* (class, probability) pairs in one result */
@@ -232,6 +233,7 @@ typedef struct fleet_msg_decision {
     uint32_t total_us; /* request arrival at the coordinator to decision sent */
     uint32_t slowest_infer_us;
     uint32_t aggregate_us;
+    char error[FLEET_TOPICS_MAX_ERROR + 1]; /* why the request was refused; "" when decided */
 } fleet_msg_decision;
 
 /* Each message type has an encoder and a decoder:

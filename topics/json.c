@@ -35,7 +35,7 @@ fleet_topics_status fleet_msg_decision_to_json(const fleet_msg_decision *m, char
         m->n_missing > FLEET_TOPICS_MAX_VARIANTS)
         return topics_fail(FLEET_TOPICS_EINVAL, "decision to JSON: bad arguments");
     /* Escaped strings at most 6x, numbers at most ~24 characters each. */
-    size_t cap = 6 * (3 * FLEET_TOPICS_MAX_ID + sizeof m->rule) + 48 * m->k +
+    size_t cap = 6 * (3 * FLEET_TOPICS_MAX_ID + sizeof m->rule + sizeof m->error) + 48 * m->k +
                  16 * (m->n_used + m->n_missing) + 512;
     char *out = malloc(cap), *p = out;
     if (!out)
@@ -55,8 +55,13 @@ fleet_topics_status fleet_msg_decision_to_json(const fleet_msg_decision *m, char
     put_indices(&p, m->missing, m->n_missing);
     p += sprintf(p, ",\"degraded\":%s,\"rule\":", m->degraded ? "true" : "false");
     put_string(&p, m->rule);
-    sprintf(p, ",\"total_us\":%u,\"slowest_infer_us\":%u,\"aggregate_us\":%u}", m->total_us,
-            m->slowest_infer_us, m->aggregate_us);
+    p += sprintf(p, ",\"total_us\":%u,\"slowest_infer_us\":%u,\"aggregate_us\":%u", m->total_us,
+                 m->slowest_infer_us, m->aggregate_us);
+    if (m->error[0]) {
+        p += sprintf(p, ",\"error\":");
+        put_string(&p, m->error);
+    }
+    sprintf(p, "}");
     *json = out;
     return FLEET_TOPICS_OK;
 }

@@ -625,7 +625,8 @@ fleet_topics_status fleet_msg_decision_encode(const fleet_msg_decision *m, uint8
     fleet_topics_status st;
     if (NULL_ARGS(m, buf, len) || m->n_used > FLEET_TOPICS_MAX_VARIANTS ||
         m->n_missing > FLEET_TOPICS_MAX_VARIANTS || !isfinite(m->confidence) ||
-        strnlen(m->rule, sizeof m->rule) == sizeof m->rule)
+        strnlen(m->rule, sizeof m->rule) == sizeof m->rule ||
+        strnlen(m->error, sizeof m->error) == sizeof m->error)
         return topics_fail(FLEET_TOPICS_EINVAL, "decision: bad arguments");
     if ((st = topics_check_id("request id", m->id)) ||
         (st = topics_check_id("stream", m->stream)) ||
@@ -633,7 +634,7 @@ fleet_topics_status fleet_msg_decision_encode(const fleet_msg_decision *m, uint8
         (st = check_pairs("decision", m->classes, m->probs, m->k)))
         return st;
     topics_writer w;
-    topics_writer_init(&w, 13);
+    topics_writer_init(&w, 13 + (m->error[0] != '\0'));
     topics_put_str(&w, "id", m->id);
     topics_put_str(&w, "stream", m->stream);
     topics_put_str(&w, "coordinator", m->coordinator);
@@ -647,6 +648,8 @@ fleet_topics_status fleet_msg_decision_encode(const fleet_msg_decision *m, uint8
     topics_put_uint(&w, "total_us", m->total_us);
     topics_put_uint(&w, "slowest_infer_us", m->slowest_infer_us);
     topics_put_uint(&w, "aggregate_us", m->aggregate_us);
+    if (m->error[0])
+        topics_put_str(&w, "error", m->error);
     return topics_writer_finish(&w, buf, len);
 }
 
@@ -672,6 +675,7 @@ fleet_topics_status fleet_msg_decision_decode(const uint8_t *buf, size_t len, fl
     TRY(topics_get_uint(&r, "total_us", false, UINT32_MAX, &total));
     TRY(topics_get_uint(&r, "slowest_infer_us", false, UINT32_MAX, &slowest));
     TRY(topics_get_uint(&r, "aggregate_us", false, UINT32_MAX, &aggregate));
+    TRY(topics_get_str(&r, "error", false, m->error, sizeof m->error));
     m->cls = (int32_t)cls;
     m->total_us = (uint32_t)total;
     m->slowest_infer_us = (uint32_t)slowest;
