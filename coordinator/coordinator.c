@@ -408,35 +408,6 @@ static double request_deadline_us(const fleet_coordinator *c, const fleet_link_m
     return m->received_us + budget_ms * 1000.0;
 }
 
-/* A request no variant could run is answered at once, with the reason, instead of a degraded
- * decision at its deadline. */
-static bool refused(fleet_coordinator *c, const fleet_link_message *m, const fleet_msg_request *r,
-                    const coord_reply *reply)
-{
-    size_t width = fleet_dtype_width(r->tensor.dtype);
-    size_t elements = width ? r->tensor.size / width : 0;
-    if (elements == c->family.input_count)
-        return false;
-    fleet_msg_decision d;
-    memset(&d, 0, sizeof d);
-    snprintf(d.id, sizeof d.id, "%s", r->id);
-    snprintf(d.stream, sizeof d.stream, "%s", r->stream);
-    snprintf(d.coordinator, sizeof d.coordinator, "%s", c->cfg.id);
-    snprintf(d.rule, sizeof d.rule, "%s",
-             c->cfg.fusion ? "fusion" : fleet_ensemble_rule_name(c->cfg.rule));
-    snprintf(d.error, sizeof d.error,
-             "the tensor has %zu elements; the stream's models take %zu (e.g. [1,1,28,28])",
-             elements, c->family.input_count);
-    d.cls = -1;
-    d.degraded = true;
-    double spent = fleet_link_now_us() - m->received_us;
-    d.total_us = spent > 0 ? (uint32_t)fmin(spent, UINT32_MAX) : 0;
-    c->stats.refused++;
-    LOG(c, 3, "request %s on %s refused: %s", r->id, m->topic, d.error);
-    deliver_decision(c, &d, reply);
-    return true;
-}
-
 static void on_request(fleet_coordinator *c, const fleet_link_message *m)
 {
     fleet_msg_request r;
@@ -448,10 +419,11 @@ static void on_request(fleet_coordinator *c, const fleet_link_message *m)
     }
     coord_stream_env env = stream_env(c);
     coord_reply reply = {m->response_topic, m->correlation, m->correlation_len, m->qos > 0};
-    if (refused(c, m, &r, &reply))
-        return;
+    uint64_t refused = c->stats.refused;
     coord_stream_request(&c->stream, &env, &r, m->received_us, request_deadline_us(c, m, &r),
                          &reply);
+    if (c->stats.refused != refused)
+        LOG(c, 3, "request %s on %s refused: its tensor does not fit the models", r.id, m->topic);
 }
 
 static void on_result(fleet_coordinator *c, const fleet_link_message *m)

@@ -62,11 +62,12 @@ typedef struct coord_agent {
     uint32_t assigned; /* bitmask of variants */
     uint64_t assigned_epoch;
     bool ours; /* this coordinator assigns it (peers.c); true until other coordinators show */
-    uint64_t seen_epoch; /* the highest epoch of an assignment seen for it (any author) */
-    bool followed_mine;  /* that assignment, which the agent follows, is ours */
-    bool retained_mine;  /* the latest one delivered, which the broker retains, is ours */
-    bool contested;      /* coord_members_contested when an assignment last came (for the log) */
-    double published_us; /* when we last published an assignment to it */
+    bool seen_assignment; /* any assignment of it seen (by any coordinator) */
+    uint64_t seen_epoch;  /* the highest epoch of an assignment seen for it (any author) */
+    bool followed_mine;   /* that assignment, which the agent follows, is ours */
+    bool retained_mine;   /* the latest one delivered, which the broker retains, is ours */
+    bool contested;       /* coord_members_contested when an assignment last came (for the log) */
+    double published_us;  /* when we last published an assignment to it */
 } coord_agent;
 
 typedef struct coord_members {

@@ -118,6 +118,7 @@ bool coord_members_saw_assignment(coord_agent *a, const char *author, uint64_t e
                                   const char *self)
 {
     bool mine = strcmp(author, self) == 0;
+    a->seen_assignment = true;
     a->retained_mine = mine;
     if (epoch < a->seen_epoch)
         return false; /* stale: the agent ignores it too */
@@ -128,5 +129,5 @@ bool coord_members_saw_assignment(coord_agent *a, const char *author, uint64_t e
 
 bool coord_members_contested(const coord_agent *a)
 {
-    return a->ours && a->alive && a->seen_epoch > 0 && !(a->followed_mine && a->retained_mine);
+    return a->ours && a->alive && a->seen_assignment && !(a->followed_mine && a->retained_mine);
 }

@@ -194,10 +194,9 @@ static void remember_decided(coord_stream *s, const char *decided_id)
     snprintf(s->decided[at], sizeof s->decided[at], "%s", id);
 }
 
-static void fill_decision(const coord_stream *s, const coord_stream_env *env,
-                          const coord_pending *p, const fleet_ensemble_decision *d,
-                          const float *combined, double now_us, double aggregate_us,
-                          fleet_msg_decision *out)
+/* A decision's request id, stream, coordinator and rule; everything else zero. */
+static void fill_names(const coord_stream *s, const coord_stream_env *env, const coord_pending *p,
+                       fleet_msg_decision *out)
 {
     memset(out, 0, sizeof *out);
     snprintf(out->id, sizeof out->id, "%s", p->id);
@@ -205,6 +204,14 @@ static void fill_decision(const coord_stream *s, const coord_stream_env *env,
     snprintf(out->coordinator, sizeof out->coordinator, "%s", env->coordinator_id);
     snprintf(out->rule, sizeof out->rule, "%s",
              s->fusion ? "fusion" : fleet_ensemble_rule_name(env->rule));
+}
+
+static void fill_decision(const coord_stream *s, const coord_stream_env *env,
+                          const coord_pending *p, const fleet_ensemble_decision *d,
+                          const float *combined, double now_us, double aggregate_us,
+                          fleet_msg_decision *out)
+{
+    fill_names(s, env, p, out);
     out->cls = d->cls;
     out->confidence = d->confidence;
     fleet_ensemble_score top[5];
@@ -261,6 +268,19 @@ static void decide_topk(const coord_stream *s, const coord_stream_env *env, cons
     fleet_ensemble_decide(env->rule, votes, n, env->family->classes, combined, d);
 }
 
+/* Marks pending p decided: its scores return to the pool, its id is remembered. */
+static void settle(coord_stream *s, coord_pending *p)
+{
+    p->state = SLOT_DECIDED;
+    s->pending--;
+    s->free_blocks[s->n_free++] = p->block;
+    free(p->response_topic);
+    free(p->correlation);
+    p->response_topic = NULL;
+    p->correlation = NULL;
+    remember_decided(s, p->id);
+}
+
 static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *p, double now_us)
 {
     double t0 = fleet_link_now_us();
@@ -278,14 +298,31 @@ static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *
         coord_reply reply = {p->response_topic, p->correlation, p->correlation_len, p->reply_qos};
         env->sink.deliver(env->sink.ctx, &msg, &reply);
     }
-    p->state = SLOT_DECIDED;
-    s->pending--;
-    s->free_blocks[s->n_free++] = p->block;
-    free(p->response_topic);
-    free(p->correlation);
-    p->response_topic = NULL;
-    p->correlation = NULL;
-    remember_decided(s, p->id);
+    settle(s, p);
+}
+
+/* A request no variant can run (its tensor is not the models' input size) is answered at once
+ * with the reason, instead of a degraded decision at its deadline; its id counts as decided. */
+static bool refused(coord_stream *s, const coord_stream_env *env, coord_pending *p,
+                    const fleet_msg_request *r, double arrival_us, const coord_reply *reply)
+{
+    size_t width = fleet_dtype_width(r->tensor.dtype);
+    size_t elements = width ? r->tensor.size / width : 0;
+    if (elements == env->family->input_count)
+        return false;
+    fleet_msg_decision msg;
+    fill_names(s, env, p, &msg);
+    snprintf(msg.error, sizeof msg.error,
+             "the tensor has %zu elements; the stream's models take %zu", elements,
+             env->family->input_count);
+    msg.cls = -1;
+    msg.degraded = true;
+    double spent = fleet_link_now_us() - arrival_us;
+    msg.total_us = spent > 0 ? (uint32_t)fmin(spent, UINT32_MAX) : 0;
+    env->stats->refused++;
+    env->sink.deliver(env->sink.ctx, &msg, reply);
+    settle(s, p);
+    return true;
 }
 
 static void maybe_decide(coord_stream *s, const coord_stream_env *env, coord_pending *p,
@@ -306,6 +343,8 @@ void coord_stream_request(coord_stream *s, const coord_stream_env *env, const fl
     if (!p)
         p = insert(s, env, r->id, h, arrival_us);
     env->stats->requests++;
+    if (refused(s, env, p, r, arrival_us, reply))
+        return;
     p->has_request = true;
     p->arrival_us = arrival_us;
     p->deadline_us = deadline_us;

@@ -22,11 +22,18 @@ static void exec_wrapped(char *const argv[], bool wrap)
     char *words = strdup(wrapper), *save = NULL;
     char *all[SPAWN_MAX_WORDS + 1];
     size_t n = 0;
-    for (char *w = strtok_r(words, " ", &save); w && n < SPAWN_MAX_WORDS;
-         w = strtok_r(NULL, " ", &save))
+    if (!words)
+        _exit(126);
+    for (char *w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        if (n == SPAWN_MAX_WORDS)
+            _exit(126); /* a command cut short would run something else */
         all[n++] = w;
-    for (size_t i = 0; argv[i] && n < SPAWN_MAX_WORDS; i++)
+    }
+    for (size_t i = 0; argv[i]; i++) {
+        if (n == SPAWN_MAX_WORDS)
+            _exit(126);
         all[n++] = argv[i];
+    }
     all[n] = NULL;
     execvp(all[0], all);
 }

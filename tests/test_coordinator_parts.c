@@ -91,6 +91,11 @@ static void test_contested_by_followed_or_retained(void **state)
     a.alive = true;
     a.ours = false;
     assert_false(coord_members_contested(&a));
+    /* Even an epoch of 0 (a foreign publisher's) is a word seen. */
+    memset(&a, 0, sizeof a);
+    a.ours = a.alive = true;
+    assert_true(coord_members_saw_assignment(&a, "second", 0, "first"));
+    assert_true(coord_members_contested(&a));
 }
 
 static void test_heartbeat_timeout(void **state)
@@ -396,6 +401,58 @@ static void test_stream_decides_dedups_and_ignores_late(void **state)
     coord_stream_free(&s);
 }
 
+/* A tensor that is not the models' input size is refused at once, once, with the reason; a
+ * result that came before it is dropped with it. */
+static void test_stream_refuses_misfit_tensors(void **state)
+{
+    (void)state;
+    coord_family f;
+    fake_family(&f, 2);
+    f.input_count = 4;
+    fleet_coordinator_stats stats;
+    memset(&stats, 0, sizeof stats);
+    coord_stream s;
+    assert_int_equal(coord_stream_init(&s, "s", 8, f.count, f.classes), FLEET_COORDINATOR_OK);
+    coord_stream_env env = {&f, FLEET_ENSEMBLE_MEAN_SOFTMAX, "c1", 0x3, {record, NULL}, &stats};
+    fleet_msg_request req;
+    memset(&req, 0, sizeof req);
+    snprintf(req.id, sizeof req.id, "bad");
+    static const uint8_t pixels[3] = {1, 2, 3};
+    req.tensor = (fleet_tensor){
+        .dtype = FLEET_DTYPE_U8, .scale = 1.0f, .shape = {3}, .rank = 1, .data = pixels, .size = 3};
+    fleet_msg_result early = result("bad", 0, 3, 0.9f);
+    coord_stream_result(&s, &env, &early, 0, 1e6);
+    delivered = 0;
+    coord_stream_request(&s, &env, &req, 1, 1e6, &no_reply);
+    assert_int_equal(delivered, 1);
+    assert_int_equal(last.cls, -1);
+    assert_true(last.degraded);
+    assert_string_equal(last.error, "the tensor has 3 elements; the stream's models take 4");
+    assert_string_equal(last.id, "bad");
+    coord_stream_request(&s, &env, &req, 2, 1e6, &no_reply); /* a retransmission */
+    fleet_msg_result late = result("bad", 1, 3, 0.9f);
+    coord_stream_result(&s, &env, &late, 3, 1e6);
+    assert_int_equal(delivered, 1);
+    assert_int_equal(stats.refused, 1);
+    assert_int_equal(stats.requests, 1);
+    assert_int_equal(stats.late_results, 1);
+    coord_stream_sweep(&s, &env, 2e6); /* nothing pending is left to decide */
+    assert_int_equal(delivered, 1);
+
+    static const float fits[4] = {0};
+    snprintf(req.id, sizeof req.id, "good");
+    req.tensor = (fleet_tensor){.dtype = FLEET_DTYPE_F32,
+                                .scale = 1.0f,
+                                .shape = {1, 4},
+                                .rank = 2,
+                                .data = (const uint8_t *)fits,
+                                .size = sizeof fits};
+    coord_stream_request(&s, &env, &req, 4, 1e6, &no_reply);
+    assert_int_equal(delivered, 1); /* waits for its variants */
+    assert_int_equal(stats.refused, 1);
+    coord_stream_free(&s);
+}
+
 static void test_stream_deadline_degrades_and_bounds_memory(void **state)
 {
     (void)state;
@@ -486,6 +543,13 @@ static void test_stream_fusion_checks_features(void **state)
     fleet_msg_request req;
     memset(&req, 0, sizeof req);
     snprintf(req.id, sizeof req.id, "r1");
+    static const uint8_t image[784];
+    req.tensor = (fleet_tensor){.dtype = FLEET_DTYPE_U8,
+                                .scale = 1.0f / 255.0f,
+                                .shape = {1, 1, 28, 28},
+                                .rank = 4,
+                                .data = image,
+                                .size = sizeof image};
     delivered = 0;
     coord_stream_request(&s, &env, &req, 0, 5000, &no_reply);
     int8_t q[512];
@@ -525,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_peers_split_agents),
         cmocka_unit_test(test_peers_stream_group),
         cmocka_unit_test(test_stream_decides_dedups_and_ignores_late),
+        cmocka_unit_test(test_stream_refuses_misfit_tensors),
         cmocka_unit_test(test_stream_fusion_checks_features),
         cmocka_unit_test(test_stream_deadline_degrades_and_bounds_memory),
     };

@@ -656,16 +656,28 @@ static void test_two_coordinators_share_a_stream(void **state)
     assert_true(stop_fleet());
 }
 
-/* Clients that never saw our code: mosquitto_pub (MQTT v5 response topic) sends msgpack bytes
- * written by hand from docs/PROTOCOL.md (fixmap, fixstr keys, bin16 pixels), mosquitto_sub
- * receives the decision. Each try uses a new request id: the coordinator answers an id once. */
 /* Malformed msgpack on every topic the coordinator reads, from each user allowed to write there,
  * and well-formed messages about agents and requests it does not know: it keeps deciding. A
  * request whose tensor the models cannot take is answered at once with the reason. */
+/* Lines of the coordinator's log that contain needle. */
+static size_t log_lines_with(const char *coordinator, const char *needle)
+{
+    char path[128], line[1024];
+    snprintf(path, sizeof path, "%s/coordinator-%s.log", fx.dir, coordinator);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
 static void test_coordinator_survives_bad_input(void **state)
 {
     (void)state;
-    start_fleet("mean-softmax", NULL);
+    static const char *const debug_log[] = {"--log_level", "debug", NULL}; /* every refusal */
+    start_fleet("mean-softmax", debug_log);
     static const struct {
         const char *bytes;
         size_t len;
@@ -723,7 +735,7 @@ static void test_coordinator_survives_bad_input(void **state)
     send_tensor_to(STREAM, &small, "too-small");
     fleet_msg_decision d;
     do
-        assert_true(next_decision(5000, &d));
+        assert_true(next_decision(5000 * (int)patience(), &d));
     while (strcmp(d.id, "too-small") != 0);
     assert_int_equal(d.cls, -1);
     assert_true(d.degraded);
@@ -740,9 +752,22 @@ static void test_coordinator_survives_bad_input(void **state)
         healthy +=
             strncmp(d.id, "after-", 6) == 0 && !d.degraded && d.n_used == N_VARIANTS && !d.error[0];
     assert_int_equal(healthy, count);
+    /* The garbage did reach the coordinator (the ACL allowed it) and was refused, every piece. */
+    static const char *const refusals[] = {
+        "bad agent state",       "bad heartbeat",  "bad result", "bad model request",
+        "bad coordinator state", "bad assignment", "bad request"};
+    size_t n_garbage = sizeof garbage / sizeof garbage[0];
+    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++)
+        if (log_lines_with("main", refusals[i]) != n_garbage)
+            fail_with_logs("%zu lines with '%s', expected %zu", log_lines_with("main", refusals[i]),
+                           refusals[i], n_garbage);
+    assert_int_equal(log_lines_with("main", "refused: its tensor"), 1);
     assert_true(stop_fleet());
 }
 
+/* Clients that never saw our code: mosquitto_pub (MQTT v5 response topic) sends msgpack bytes
+ * written by hand from docs/PROTOCOL.md (fixmap, fixstr keys, bin16 pixels), mosquitto_sub
+ * receives the decision. Each try uses a new request id: the coordinator answers an id once. */
 static void test_third_party_client_gets_decision(void **state)
 {
     (void)state;

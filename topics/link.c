@@ -516,14 +516,32 @@ void fleet_link_get_stats(fleet_link *link, fleet_link_stats *stats)
     pthread_mutex_unlock(&link->lock);
 }
 
+/* Whether publishes are still on their way: in flight, or queued by Paho behind the broker's
+ * receive maximum (20 in-flight messages with Mosquitto's defaults). */
+static bool link_sending(MQTTAsync client)
+{
+    MQTTAsync_token *tokens = NULL;
+    if (MQTTAsync_getPendingTokens(client, &tokens) != MQTTASYNC_SUCCESS || !tokens)
+        return false;
+    bool sending = tokens[0] != -1;
+    MQTTAsync_free(tokens);
+    return sending;
+}
+
 void fleet_link_destroy(fleet_link *link)
 {
     if (!link)
         return;
     fleet_link_close(link);
     if (link->client) {
+        /* A disconnect drops what Paho still queues, so first let it drain (up to 2 s). */
+        for (int i = 0;
+             i < 200 && MQTTAsync_isConnected(link->client) && link_sending(link->client); i++) {
+            struct timespec ten_ms = {0, 10000000};
+            nanosleep(&ten_ms, NULL);
+        }
         MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
-        d.timeout = 1000; /* let queued messages (a death, a last result) go out */
+        d.timeout = 1000; /* let in-flight messages (a death, a last result) complete */
         if (MQTTAsync_isConnected(link->client))
             MQTTAsync_disconnect(link->client, &d);
         for (int i = 0; i < 100 && MQTTAsync_isConnected(link->client); i++) {

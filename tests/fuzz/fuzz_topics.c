@@ -31,6 +31,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ROUND_TRIP(request, fleet_msg_request);
     ROUND_TRIP(result, fleet_msg_result);
     ROUND_TRIP(decision, fleet_msg_decision);
+    { /* a decision holds no pointers: its round trip must give the same struct, every field */
+        fleet_msg_decision m, again;
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        if (fleet_msg_decision_decode(data, size, &m) == FLEET_TOPICS_OK &&
+            fleet_msg_decision_encode(&m, &buf, &len) == FLEET_TOPICS_OK &&
+            (fleet_msg_decision_decode(buf, len, &again) != FLEET_TOPICS_OK ||
+             memcmp(&m, &again, sizeof m) != 0))
+            abort();
+        free(buf);
+    }
     fleet_msg_agent_state s;
     fleet_msg_agent_state_decode(data, size, &s);
     fleet_msg_decision d;
