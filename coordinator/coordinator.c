@@ -103,6 +103,11 @@ static void send_message(fleet_coordinator *c, const char *topic, uint8_t *paylo
     free(payload);
 }
 
+static void free_outgoing(coord_outgoing *o)
+{
+    free(o->topic), free(o->payload), free(o->correlation);
+}
+
 /* The timekeeper, without state_lock: publishes what it held back. */
 static void flush_outbox(fleet_coordinator *c)
 {
@@ -113,7 +118,7 @@ static void flush_outbox(fleet_coordinator *c)
         if (fleet_link_publish(c->link, o->topic, o->payload, o->len, o->qos, o->retained,
                                o->correlation ? &props : NULL) != FLEET_LINK_OK)
             LOG(c, 1, "publish to %s: %s", o->topic, fleet_link_last_error());
-        free(o->topic), free(o->payload), free(o->correlation);
+        free_outgoing(o);
     }
     c->outbox_count = 0;
 }
@@ -341,15 +346,14 @@ static void on_assignment(fleet_coordinator *c, const fleet_link_message *m)
         return; /* its birth comes first; until then it is nobody's to us */
     if (as.epoch > c->epoch)
         c->epoch = as.epoch; /* ours stay above it (next_epoch) */
+    bool was_contested = coord_members_contested(a);
     bool fresh = coord_members_saw_assignment(a, as.coordinator, as.epoch, c->cfg.id);
     if (a->ours && a->alive) {
         /* Another coordinator's word over an agent of ours (followed, or merely retained): that
          * one had not seen us yet, or sees other coordinators than we do. restate_contested
          * gives our word again. */
-        bool contested = coord_members_contested(a);
-        if (contested && !a->contested)
+        if (coord_members_contested(a) && !was_contested)
             LOG(c, 2, "agent %s was assigned by coordinator %s; it is ours", a->id, as.coordinator);
-        a->contested = contested;
         return;
     }
     if (!fresh || strcmp(as.coordinator, c->cfg.id) == 0)
@@ -419,10 +423,8 @@ static void on_request(fleet_coordinator *c, const fleet_link_message *m)
     }
     coord_stream_env env = stream_env(c);
     coord_reply reply = {m->response_topic, m->correlation, m->correlation_len, m->qos > 0};
-    uint64_t refused = c->stats.refused;
-    coord_stream_request(&c->stream, &env, &r, m->received_us, request_deadline_us(c, m, &r),
-                         &reply);
-    if (c->stats.refused != refused)
+    if (!coord_stream_request(&c->stream, &env, &r, m->received_us, request_deadline_us(c, m, &r),
+                              &reply))
         LOG(c, 3, "request %s on %s refused: its tensor does not fit the models", r.id, m->topic);
 }
 
@@ -524,8 +526,8 @@ static fleet_coordinator_status subscribe_all(fleet_coordinator *c)
         int qos;
     } subs[] = {{FLEET_TOPIC_COORDINATOR_STATE, 1}, /* first: peers known before any agent */
                 {FLEET_TOPIC_AGENT_STATE, 1},
-                {FLEET_TOPIC_AGENT_ASSIGNMENT, 1},
-                /* after the births they refer to */ {FLEET_TOPIC_AGENT_HEARTBEAT, 0},
+                {FLEET_TOPIC_AGENT_ASSIGNMENT, 1}, /* after the births they refer to */
+                {FLEET_TOPIC_AGENT_HEARTBEAT, 0},
                 {FLEET_TOPIC_MODEL_GET, 1},
                 {FLEET_TOPIC_STREAM_REQUEST, 0},
                 {FLEET_TOPIC_STREAM_RESULT, 0}};
@@ -736,7 +738,7 @@ void fleet_coordinator_destroy(fleet_coordinator *c)
         fleet_link_destroy(c->link); /* no deliver_message runs after this */
     }
     for (size_t i = 0; i < c->outbox_count; i++) /* the timekeeper flushes before it stops */
-        free(c->outbox[i].topic), free(c->outbox[i].payload), free(c->outbox[i].correlation);
+        free_outgoing(&c->outbox[i]);
     free(c->outbox);
     coord_stream_free(&c->stream);
     coord_family_free(&c->family);

@@ -66,7 +66,6 @@ typedef struct coord_agent {
     uint64_t seen_epoch;  /* the highest epoch of an assignment seen for it (any author) */
     bool followed_mine;   /* that assignment, which the agent follows, is ours */
     bool retained_mine;   /* the latest one delivered, which the broker retains, is ours */
-    bool contested;       /* coord_members_contested when an assignment last came (for the log) */
     double published_us;  /* when we last published an assignment to it */
 } coord_agent;
 
@@ -201,7 +200,8 @@ fleet_coordinator_status coord_stream_init(coord_stream *s, const char *name, si
  * fusion head (loaded here, one instance per stream). */
 fleet_coordinator_status coord_stream_enable_fusion(coord_stream *s, const coord_family *family);
 void coord_stream_free(coord_stream *s);
-void coord_stream_request(coord_stream *s, const coord_stream_env *env, const fleet_msg_request *r,
+/* False when this arrival was refused (its tensor does not fit the models; answered at once). */
+bool coord_stream_request(coord_stream *s, const coord_stream_env *env, const fleet_msg_request *r,
                           double arrival_us, double deadline_us, const coord_reply *reply);
 void coord_stream_result(coord_stream *s, const coord_stream_env *env, const fleet_msg_result *r,
                          double now_us, double default_deadline_us);

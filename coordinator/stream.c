@@ -333,18 +333,18 @@ static void maybe_decide(coord_stream *s, const coord_stream_env *env, coord_pen
         decide(s, env, p, now_us);
 }
 
-void coord_stream_request(coord_stream *s, const coord_stream_env *env, const fleet_msg_request *r,
+bool coord_stream_request(coord_stream *s, const coord_stream_env *env, const fleet_msg_request *r,
                           double arrival_us, double deadline_us, const coord_reply *reply)
 {
     uint64_t h = hash_id(r->id);
     coord_pending *p = find(s, r->id, h);
     if (p && (p->state == SLOT_DECIDED || p->has_request))
-        return; /* a retransmission of a request already seen */
+        return true; /* a retransmission of a request already seen */
     if (!p)
         p = insert(s, env, r->id, h, arrival_us);
     env->stats->requests++;
     if (refused(s, env, p, r, arrival_us, reply))
-        return;
+        return false;
     p->has_request = true;
     p->arrival_us = arrival_us;
     p->deadline_us = deadline_us;
@@ -358,6 +358,7 @@ void coord_stream_request(coord_stream *s, const coord_stream_env *env, const fl
         p->correlation_len = reply->correlation_len;
     }
     maybe_decide(s, env, p, arrival_us);
+    return true;
 }
 
 /* Top-k pairs for a Top-k rule; for fusion int8 features of exactly the variant's size, with a

@@ -15,6 +15,7 @@
 #include "fleet_link.h"
 #include "fleet_models.h"
 #include "fleet_topics.h"
+#include "garbage.h"
 #include "spawn.h"
 #include "internal.h" /* agent_queue_hold: freezes the worker so queues fill deterministically */
 
@@ -754,27 +755,14 @@ static void test_garbage_everywhere(void **state)
     start_agent(&r);
     await_state(r.id, true, 0);
     make_ready(&r, 1);
-    static const struct {
-        const char *bytes;
-        size_t len;
-    } garbage[] = {
-        {"\xc1", 1},                           /* never used in msgpack */
-        {"\x93\x01\x02\x03", 4},               /* an array, not a map */
-        {"\x81\xa1v\x01", 4},                  /* {"v": 1}: keys missing */
-        {"\x82\xa1v\x01\xa5index\xa3one", 14}, /* a wrong type */
-        {"\x81\xa1v\x63", 4},                  /* a version from the future */
-        {"\xdb\xff\xff\xff\xff", 5},           /* a 4 GiB string in 5 bytes */
-        {"\x85\xa1v", 3},                      /* truncated */
-        {"", 0},                               /* empty */
-    };
     const char *topics[] = {PREFIX "/agent/gw-4/assignment", PREFIX "/agent/gw-4/chunk",
                             PREFIX "/stream/s-gw-4/request", PREFIX "/coordinator/c1/state"};
-    size_t n_garbage = sizeof garbage / sizeof garbage[0];
+    size_t n_garbage = TEST_N_GARBAGE;
     for (size_t t = 0; t < 4; t++)
         for (size_t i = 0; i < n_garbage; i++)
-            assert_int_equal(
-                fleet_link_publish(coord, topics[t], garbage[i].bytes, garbage[i].len, 1, 0, NULL),
-                FLEET_LINK_OK);
+            assert_int_equal(fleet_link_publish(coord, topics[t], TEST_GARBAGE[i].bytes,
+                                                TEST_GARBAGE[i].len, 1, 0, NULL),
+                             FLEET_LINK_OK);
     await_bad_messages(r.agent, 4 * n_garbage);
     send_request(&r, "still-alive", 5000);
     fleet_msg_result res = await_result(&r);

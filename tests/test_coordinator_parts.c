@@ -423,7 +423,7 @@ static void test_stream_refuses_misfit_tensors(void **state)
     fleet_msg_result early = result("bad", 0, 3, 0.9f);
     coord_stream_result(&s, &env, &early, 0, 1e6);
     delivered = 0;
-    coord_stream_request(&s, &env, &req, 1, 1e6, &no_reply);
+    assert_false(coord_stream_request(&s, &env, &req, 1, 1e6, &no_reply));
     assert_int_equal(delivered, 1);
     assert_int_equal(last.cls, -1);
     assert_true(last.degraded);
@@ -447,7 +447,7 @@ static void test_stream_refuses_misfit_tensors(void **state)
                                 .rank = 2,
                                 .data = (const uint8_t *)fits,
                                 .size = sizeof fits};
-    coord_stream_request(&s, &env, &req, 4, 1e6, &no_reply);
+    assert_true(coord_stream_request(&s, &env, &req, 4, 1e6, &no_reply));
     assert_int_equal(delivered, 1); /* waits for its variants */
     assert_int_equal(stats.refused, 1);
     coord_stream_free(&s);

@@ -12,6 +12,7 @@
 #include "fleet_link.h"
 #include "fleet_models.h"
 #include "fleet_topics.h"
+#include "garbage.h"
 #include "spawn.h"
 
 #include <math.h>
@@ -678,18 +679,6 @@ static void test_coordinator_survives_bad_input(void **state)
     (void)state;
     static const char *const debug_log[] = {"--log_level", "debug", NULL}; /* every refusal */
     start_fleet("mean-softmax", debug_log);
-    static const struct {
-        const char *bytes;
-        size_t len;
-    } garbage[] = {
-        {"\xc1", 1},                 /* never used in msgpack */
-        {"\x93\x01\x02\x03", 4},     /* an array, not a map */
-        {"\x81\xa1v\x01", 4},        /* {"v": 1}: keys missing */
-        {"\x81\xa1v\x63", 4},        /* a version from the future */
-        {"\xdb\xff\xff\xff\xff", 5}, /* a 4 GiB string in 5 bytes */
-        {"\x85\xa1v", 3},            /* truncated */
-        {"", 0},                     /* empty */
-    };
     fleet_link *agent = open_link_as("agent-4", "garbage-agent");
     fleet_link *coordinator = open_link_as("coordinator", "garbage-coordinator");
     static const struct {
@@ -703,9 +692,10 @@ static void test_coordinator_survives_bad_input(void **state)
     };
     fleet_link *from[] = {agent, coordinator, fx.client};
     for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++)
-        for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++)
+        for (size_t i = 0; i < TEST_N_GARBAGE; i++)
             assert_int_equal(fleet_link_publish(from[targets[t].from], targets[t].topic,
-                                                garbage[i].bytes, garbage[i].len, 1, 0, NULL),
+                                                TEST_GARBAGE[i].bytes, TEST_GARBAGE[i].len, 1, 0,
+                                                NULL),
                              FLEET_LINK_OK);
     /* Well-formed, about nobody: a ghost agent's heartbeat and a result for no request. */
     fleet_msg_heartbeat h = {.agent = "ghost", .bdseq = 1};
@@ -756,7 +746,7 @@ static void test_coordinator_survives_bad_input(void **state)
     static const char *const refusals[] = {
         "bad agent state",       "bad heartbeat",  "bad result", "bad model request",
         "bad coordinator state", "bad assignment", "bad request"};
-    size_t n_garbage = sizeof garbage / sizeof garbage[0];
+    size_t n_garbage = TEST_N_GARBAGE;
     for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++)
         if (log_lines_with("main", refusals[i]) != n_garbage)
             fail_with_logs("%zu lines with '%s', expected %zu", log_lines_with("main", refusals[i]),
