@@ -17,6 +17,21 @@ static char *trim(char *s)
     return s;
 }
 
+/* fgets that refuses a line longer than the buffer (fgets would cut it in two): 1 for a line,
+ * 0 at the end of the file, -1 for a long line. */
+static int read_line(FILE *f, char *line, size_t size)
+{
+    if (!fgets(line, (int)size, f))
+        return 0;
+    if (strchr(line, '\n'))
+        return 1;
+    int next = getc(f);
+    if (next == EOF)
+        return 1;
+    ungetc(next, f);
+    return -1;
+}
+
 int fleet_conf_read(const char *path, fleet_conf_setter set, void *ctx, char *error,
                     size_t error_size)
 {
@@ -26,8 +41,14 @@ int fleet_conf_read(const char *path, fleet_conf_setter set, void *ctx, char *er
         snprintf(error, error_size, "%s: %s", path, strerror(errno));
         return -1;
     }
-    int rc = 0;
-    for (int number = 1; rc == 0 && fgets(line, sizeof line, f); number++) {
+    int rc = 0, got;
+    for (int number = 1; rc == 0 && (got = read_line(f, line, sizeof line)) != 0; number++) {
+        if (got < 0) {
+            snprintf(error, error_size, "%s:%d: line longer than %zu characters", path, number,
+                     sizeof line - 2);
+            rc = -1;
+            break;
+        }
         char *text = trim(line), *eq = strchr(text, '=');
         if (!text[0] || text[0] == '#')
             continue;
@@ -72,15 +93,19 @@ int fleet_conf_u32(uint32_t *dst, const char *value, uint32_t min, uint32_t max)
 
 int fleet_conf_secret_file(char *dst, size_t size, const char *path)
 {
+    char secret[1024];
     FILE *f = fopen(path, "r");
-    if (!f || !fgets(dst, (int)size, f)) {
-        if (f)
-            fclose(f);
+    if (!f)
         return -1;
-    }
+    int got = read_line(f, secret, sizeof secret);
     fclose(f);
-    dst[strcspn(dst, "\r\n")] = '\0';
-    return 0;
+    if (got <= 0)
+        return -1;
+    secret[strcspn(secret, "\r\n")] = '\0';
+    /* An empty or cut secret would fail later as a refused login, far from its cause. */
+    if (!secret[0])
+        return -1;
+    return fleet_conf_string(dst, size, secret);
 }
 
 int fleet_conf_log_level(int *dst, const char *value)
@@ -105,13 +130,13 @@ int fleet_conf_cli(int argc, char **argv, const char *program, const char *usage
                    const char *const *keys, size_t n_keys, fleet_conf_setter set, void *ctx)
 {
     char error[512], detail[256];
-    for (int i = 1; i + 1 < argc; i++) /* the file first, so that flags override it */
+    for (int i = 1; i + 1 < argc; i += 2) /* the file first, so that flags override it */
         if (strcmp(argv[i], "--config") == 0 &&
             fleet_conf_read(argv[i + 1], set, ctx, error, sizeof error) != 0) {
             fprintf(stderr, "%s: %s\n", program, error);
             return 2;
         }
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every flag but --help takes a value */
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             fputs(usage, stdout);
@@ -138,7 +163,6 @@ int fleet_conf_cli(int argc, char **argv, const char *program, const char *usage
                     known ? "" : usage);
             return 2;
         }
-        i++;
     }
     return 0;
 }
