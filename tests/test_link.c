@@ -191,6 +191,18 @@ static void test_close_wakes_receivers(void **state)
     fleet_link_destroy(link);
 }
 
+/* Subscribing to the same filter again (an agent does for every assignment of its stream)
+ * takes no new place among the link's 32. */
+static void test_repeated_subscriptions_take_one_place(void **state)
+{
+    (void)state;
+    fleet_link *link = open_link("repeat-sub", "client", NULL);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(fleet_link_subscribe(link, "reply/client/repeat-sub", 0), FLEET_LINK_OK);
+    assert_int_equal(fleet_link_subscribe(link, "reply/client/other", 1), FLEET_LINK_OK);
+    fleet_link_destroy(link);
+}
+
 /* deliver keeps what it wants (on Paho's thread) and declines the rest into the queue. */
 typedef struct delivery_log {
     pthread_mutex_t lock;
@@ -271,6 +283,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_credentials_and_arguments),
         cmocka_unit_test(test_destroy_sends_what_is_queued),
         cmocka_unit_test(test_close_wakes_receivers),
+        cmocka_unit_test(test_repeated_subscriptions_take_one_place),
         cmocka_unit_test(test_deliver_takes_or_declines),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

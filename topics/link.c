@@ -60,8 +60,11 @@ struct fleet_link {
     int connect_result; /* 0 pending, 1 connected, -1 failed (first connection only) */
     char connect_error[128];
     uint64_t subscribes_sent, subscribes_done, subscribes_failed;
+    /* Renewed after each reconnect. A filter is stored once and never freed before destroy
+     * (link_resubscribe reads it unlocked); one the broker refused is not renewed. */
     char *filters[LINK_MAX_SUBSCRIPTIONS];
     int qos[LINK_MAX_SUBSCRIPTIONS];
+    bool refused[LINK_MAX_SUBSCRIPTIONS];
     size_t n_filters;
     fleet_link_stats stats;
     bool (*deliver)(void *ctx, fleet_link_message *message); /* fixed at create */
@@ -74,6 +77,21 @@ double fleet_link_now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* A deadline ms from now for pthread_cond_timedwait on link->arrived. Monotonic: a gateway's
+ * wall clock may be stepped (NTP after boot), and a step back would stretch every wait. */
+static struct timespec deadline_in(int ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
 }
 
 void fleet_link_options_init(fleet_link_options *o)
@@ -251,8 +269,10 @@ static void on_subscribe_failure(void *context, MQTTAsync_failureData5 *response
     pthread_mutex_unlock(&link->lock);
 }
 
-static fleet_link_status link_subscribe_now(fleet_link *link, const char *filter, int qos,
-                                            bool wait)
+/* Sends a SUBSCRIBE for the filter stored at slot; with wait, waits for its SUBACK and marks
+ * the slot refused when the broker refuses it. */
+static fleet_link_status link_subscribe_now(fleet_link *link, size_t slot, const char *filter,
+                                            int qos, bool wait)
 {
     MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
     opts.onSuccess5 = on_suback;
@@ -270,14 +290,13 @@ static fleet_link_status link_subscribe_now(fleet_link *link, const char *filter
     }
     if (!wait)
         return FLEET_LINK_OK;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 5;
+    struct timespec until = deadline_in(5000);
     pthread_mutex_lock(&link->lock);
     while (link->subscribes_done < mine)
         if (pthread_cond_timedwait(&link->arrived, &link->lock, &until) != 0)
             break;
     bool done = link->subscribes_done >= mine, refused = link->subscribes_failed > failed_before;
+    link->refused[slot] = done && refused; /* renewing it would be refused again */
     pthread_mutex_unlock(&link->lock);
     if (!done)
         return link_fail(FLEET_LINK_ETIMEOUT, "no SUBACK for '%s' within 5 s", filter);
@@ -294,8 +313,14 @@ static void link_resubscribe(fleet_link *link)
     link->resubscribe = false;
     size_t n = link->n_filters;
     pthread_mutex_unlock(&link->lock);
-    for (size_t i = 0; due && i < n; i++)
-        link_subscribe_now(link, link->filters[i], link->qos[i], false);
+    for (size_t i = 0; due && i < n; i++) {
+        pthread_mutex_lock(&link->lock);
+        const char *filter = link->refused[i] ? NULL : link->filters[i];
+        int qos = link->qos[i];
+        pthread_mutex_unlock(&link->lock);
+        if (filter)
+            link_subscribe_now(link, i, filter, qos, false);
+    }
 }
 
 static fleet_link_status link_connect(fleet_link *link, const fleet_link_options *o)
@@ -324,9 +349,7 @@ static fleet_link_status link_connect(fleet_link *link, const fleet_link_options
     int rc = MQTTAsync_connect(link->client, &c);
     if (rc != MQTTASYNC_SUCCESS)
         return link_fail(FLEET_LINK_ECONNECT, "connect to %s failed (%d)", o->url, rc);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += c.connectTimeout + 1;
+    struct timespec until = deadline_in((c.connectTimeout + 1) * 1000);
     pthread_mutex_lock(&link->lock);
     while (link->connect_result == 0)
         if (pthread_cond_timedwait(&link->arrived, &link->lock, &until) != 0)
@@ -347,7 +370,11 @@ fleet_link_status fleet_link_create(const fleet_link_options *o, fleet_link **ou
     if (!link)
         return link_fail(FLEET_LINK_ENOMEM, "out of memory");
     pthread_mutex_init(&link->lock, NULL);
-    pthread_cond_init(&link->arrived, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* deadline_in's clock */
+    pthread_cond_init(&link->arrived, &attr);
+    pthread_condattr_destroy(&attr);
     link->limit = o->queue_limit ? o->queue_limit : 65536;
     link->deliver = o->deliver;
     link->deliver_ctx = o->deliver_ctx;
@@ -387,17 +414,27 @@ fleet_link_status fleet_link_subscribe(fleet_link *link, const char *filter, int
     if (!copy)
         return link_fail(FLEET_LINK_ENOMEM, "out of memory");
     pthread_mutex_lock(&link->lock);
-    bool room = link->n_filters < LINK_MAX_SUBSCRIPTIONS;
+    size_t at = 0;
+    while (at < link->n_filters && strcmp(link->filters[at], filter) != 0)
+        at++;
+    bool room = at < LINK_MAX_SUBSCRIPTIONS;
+    if (at < link->n_filters) { /* the same filter again: one entry */
+        free(copy);
+        copy = NULL;
+    } else if (room) {
+        link->filters[link->n_filters++] = copy;
+        copy = NULL;
+    }
     if (room) {
-        link->filters[link->n_filters] = copy;
-        link->qos[link->n_filters++] = qos;
+        link->qos[at] = qos;
+        link->refused[at] = false;
     }
     pthread_mutex_unlock(&link->lock);
     if (!room) {
         free(copy);
         return link_fail(FLEET_LINK_EINVAL, "more than %d subscriptions", LINK_MAX_SUBSCRIPTIONS);
     }
-    return link_subscribe_now(link, filter, qos, true);
+    return link_subscribe_now(link, at, filter, qos, true);
 }
 
 static int link_add_props(MQTTProperties *props, const fleet_link_props *p)
@@ -456,16 +493,7 @@ cleanup:
 fleet_link_status fleet_link_receive(fleet_link *link, int timeout_ms, fleet_link_message **out)
 {
     link_resubscribe(link);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    if (timeout_ms >= 0) {
-        until.tv_sec += timeout_ms / 1000;
-        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-    }
+    struct timespec until = deadline_in(timeout_ms > 0 ? timeout_ms : 0);
     fleet_link_status st = FLEET_LINK_OK;
     pthread_mutex_lock(&link->lock);
     while (!link->head && !link->closed && !(link->resubscribe && link->connected)) {
