@@ -116,6 +116,7 @@ static bool apply(fleet_agent *a, const fleet_msg_assignment *m, const char *res
     a->n_variants = m->n_variants;
     a->epoch = m->epoch;
     snprintf(a->stream, sizeof a->stream, "%s", m->stream);
+    a->deadline_ms = m->deadline_ms;
     snprintf(a->topic_result, sizeof a->topic_result, "%s", result_topic);
     pthread_mutex_unlock(&a->models_lock);
     for (size_t k = 0; k < n_old; k++) { /* what did not move over is no longer needed */

@@ -62,8 +62,9 @@ typedef struct fleet_agent fleet_agent;
 
 /* Creates the cache directory, bumps the birth sequence stored there (<cache>/bdseq),
  * connects with a retained death as the will, subscribes, starts the worker thread and
- * publishes the retained birth. config is copied. *out is written only on success; on
- * failure nothing is left behind but the incremented bdseq. */
+ * publishes the retained birth. config is copied. *out is written only on success. On
+ * failure what is left behind is the incremented bdseq and, when the connection had been
+ * made, the retained death of that bdseq (harmless: a death never outranks a later birth). */
 fleet_agent_status fleet_agent_create(const fleet_agent_config *config, fleet_agent **out);
 
 /* Serves until fleet_agent_stop (call once, from one thread). On stop it takes no more
@@ -71,8 +72,10 @@ fleet_agent_status fleet_agent_create(const fleet_agent_config *config, fleet_ag
  * death (same bdseq as the birth). Returns FLEET_AGENT_OK on a clean stop. */
 fleet_agent_status fleet_agent_run(fleet_agent *agent);
 
-/* Asks fleet_agent_run to return (within ~50 ms plus the request in flight). Async-signal-
- * safe and thread-safe: may be called from a SIGTERM handler, before or during run. */
+/* Asks fleet_agent_run to return: within ~50 ms plus the request in flight, or once the main
+ * thread's current step is done (loading and timing a newly downloaded model, or waiting up to
+ * 5 s for a SUBACK). Async-signal-safe and thread-safe: may be called from a SIGTERM handler,
+ * before or during run. */
 void fleet_agent_stop(fleet_agent *agent);
 
 /* Disconnects cleanly (the broker does not publish the will) and frees everything. Call after

@@ -165,6 +165,7 @@ struct fleet_agent {
     agent_variant variants[FLEET_TOPICS_MAX_VARIANTS];
     size_t n_variants;
     char stream[FLEET_TOPICS_MAX_ID + 1];
+    uint32_t deadline_ms; /* the stream's default (its assignment; 0: 1 s) */
     uint64_t epoch;
     char topic_result[FLEET_TOPICS_MAX_TOPIC];
 

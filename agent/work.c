@@ -107,10 +107,15 @@ static fleet_link_message *pop(fleet_agent *a)
     return m;
 }
 
-/* MQTT message expiry, else the request's deadline_ms, else 1 s; from arrival. */
-static double deadline_us(const fleet_link_message *m, const fleet_msg_request *r)
+/* MQTT message expiry, else the request's deadline_ms, else the stream's (as the coordinator
+ * reckons it, from the assignment), else 1 s; from arrival. models_lock held. */
+static double deadline_us(const fleet_agent *a, const fleet_link_message *m,
+                          const fleet_msg_request *r)
 {
-    double ms = m->expiry_s ? m->expiry_s * 1000.0 : r->deadline_ms ? r->deadline_ms : 1000.0;
+    double ms = m->expiry_s      ? m->expiry_s * 1000.0
+                : r->deadline_ms ? r->deadline_ms
+                : a->deadline_ms ? a->deadline_ms
+                                 : 1000.0;
     return m->received_us + ms * 1000.0;
 }
 
@@ -146,7 +151,7 @@ static void serve(fleet_agent *a, const fleet_link_message *m)
     pthread_mutex_lock(&a->models_lock);
     if (strcmp(r.stream, a->stream) != 0)
         agent_log(a, FLEET_LOG_DEBUG, "request %s is for stream '%s'", r.id, r.stream);
-    else if ((expired = fleet_link_now_us() > deadline_us(m, &r)))
+    else if ((expired = fleet_link_now_us() > deadline_us(a, m, &r)))
         agent_log(a, FLEET_LOG_DEBUG, "request %s expired in the queue", r.id);
     else
         run_variants(a, &r, &ran, &failed);

@@ -167,6 +167,7 @@ static void publish_assignment(fleet_coordinator *c, coord_agent *a)
     snprintf(m.agent, sizeof m.agent, "%s", a->id);
     snprintf(m.coordinator, sizeof m.coordinator, "%s", c->cfg.id);
     snprintf(m.stream, sizeof m.stream, "%s", c->cfg.stream);
+    m.deadline_ms = c->cfg.deadline_ms;
     m.epoch = a->assigned_epoch = c->epoch;
     a->published_us = fleet_link_now_us();
     for (size_t v = 0; v < c->family.count; v++) {
@@ -264,15 +265,32 @@ static bool decoded(fleet_coordinator *c, const fleet_link_message *m, const cha
     return false;
 }
 
-static void on_agent_state(fleet_coordinator *c, const fleet_link_message *m)
+/* The ACL lets an agent write only under its own agent/<id>/ topics, so the topic says who
+ * wrote; a payload naming another agent is refused (it would speak for that agent). */
+static bool speaks_for_itself(fleet_coordinator *c, const fleet_link_message *m,
+                              const char *topic_agent, const char *payload_agent)
+{
+    if (strcmp(topic_agent, payload_agent) == 0)
+        return true;
+    c->stats.bad_messages++;
+    LOG(c, 1, "message on %s names agent '%s': refused", m->topic, payload_agent);
+    return false;
+}
+
+static void on_agent_state(fleet_coordinator *c, const fleet_link_message *m, const char *agent)
 {
     fleet_msg_agent_state s;
-    if (!decoded(c, m, "agent state", 1, fleet_msg_agent_state_decode(m->payload, m->len, &s)))
+    if (!decoded(c, m, "agent state", 1, fleet_msg_agent_state_decode(m->payload, m->len, &s)) ||
+        !speaks_for_itself(c, m, agent, s.alive ? s.birth.agent : s.death.agent))
         return;
     if (s.alive) {
         bool fresh = !coord_members_find(&c->members, s.birth.agent) ||
                      !coord_members_find(&c->members, s.birth.agent)->alive;
-        if (coord_members_birth(&c->members, &s.birth, m->received_us)) {
+        coord_birth_outcome outcome = coord_members_birth(&c->members, &s.birth, m->received_us);
+        if (outcome == COORD_BIRTH_FULL)
+            LOG(c, 1, "agent %s ignored: %d agents, all alive, fill the table", s.birth.agent,
+                COORD_MAX_AGENTS);
+        if (outcome == COORD_BIRTH_CHANGED) {
             coord_peers_claim(&c->peers, &c->members);
             coord_agent *a = coord_members_find(&c->members, s.birth.agent);
             LOG(c, 2, "agent %s %s (bdseq %llu, %zu models%s)", a->id, fresh ? "born" : "updated",
@@ -412,6 +430,22 @@ static double request_deadline_us(const fleet_coordinator *c, const fleet_link_m
     return m->received_us + budget_ms * 1000.0;
 }
 
+/* A response topic the coordinator would not publish to: one inside the fleet's own topics
+ * (the coordinator may write there, a requester may not, and must not do so through us), or
+ * a topic or correlation data longer than a pending request keeps. NULL when fine. */
+static const char *reply_refusal(const fleet_coordinator *c, const fleet_link_message *m)
+{
+    size_t prefix = strlen(c->cfg.prefix);
+    if (m->response_topic && strncmp(m->response_topic, c->cfg.prefix, prefix) == 0 &&
+        (m->response_topic[prefix] == '/' || m->response_topic[prefix] == '\0'))
+        return "the response topic is inside the fleet's own topics";
+    if (m->response_topic && strlen(m->response_topic) > COORD_MAX_REPLY_BYTES)
+        return "the response topic is longer than 1024 bytes";
+    if (m->correlation_len > COORD_MAX_REPLY_BYTES)
+        return "the correlation data is longer than 1024 bytes";
+    return NULL;
+}
+
 static void on_request(fleet_coordinator *c, const fleet_link_message *m)
 {
     fleet_msg_request r;
@@ -423,9 +457,16 @@ static void on_request(fleet_coordinator *c, const fleet_link_message *m)
     }
     coord_stream_env env = stream_env(c);
     coord_reply reply = {m->response_topic, m->correlation, m->correlation_len, m->qos > 0};
+    const char *why = reply_refusal(c, m);
+    if (why) { /* answered on the stream's decision topic instead */
+        coord_reply fallback = {NULL, NULL, 0, reply.qos};
+        coord_stream_refuse(&c->stream, &env, r.id, m->received_us, &fallback, why);
+        LOG(c, 3, "request %s on %s refused: %s", r.id, m->topic, why);
+        return;
+    }
     if (!coord_stream_request(&c->stream, &env, &r, m->received_us, request_deadline_us(c, m, &r),
                               &reply))
-        LOG(c, 3, "request %s on %s refused: its tensor does not fit the models", r.id, m->topic);
+        LOG(c, 3, "request %s on %s refused: %s", r.id, m->topic, c->stream.refusal);
 }
 
 static void on_result(fleet_coordinator *c, const fleet_link_message *m)
@@ -442,12 +483,17 @@ static void on_result(fleet_coordinator *c, const fleet_link_message *m)
     coord_stream_result(&c->stream, &env, &r, m->received_us, c->cfg.deadline_ms * 1000.0);
 }
 
-static void on_heartbeat(fleet_coordinator *c, const fleet_link_message *m)
+static void on_heartbeat(fleet_coordinator *c, const fleet_link_message *m, const char *agent)
 {
     fleet_msg_heartbeat h;
-    if (!decoded(c, m, "heartbeat", 3, fleet_msg_heartbeat_decode(m->payload, m->len, &h)))
+    if (!decoded(c, m, "heartbeat", 3, fleet_msg_heartbeat_decode(m->payload, m->len, &h)) ||
+        !speaks_for_itself(c, m, agent, h.agent))
         return;
-    coord_members_heartbeat(&c->members, &h, m->received_us);
+    if (coord_members_heartbeat(&c->members, &h, m->received_us)) {
+        LOG(c, 2, "agent %s is back (heartbeats again, bdseq %llu)", h.agent,
+            (unsigned long long)h.bdseq);
+        reassign(c, "heartbeat");
+    }
 }
 
 /* A raw tensor from an existing topic (input_filter) becomes one of our requests. */
@@ -492,10 +538,10 @@ static void dispatch(fleet_coordinator *c, const fleet_link_message *m)
     bool ours = strcmp(id, c->cfg.stream) == 0;
     switch (kind) {
     case FLEET_TOPIC_AGENT_STATE:
-        on_agent_state(c, m);
+        on_agent_state(c, m, id);
         break;
     case FLEET_TOPIC_AGENT_HEARTBEAT:
-        on_heartbeat(c, m);
+        on_heartbeat(c, m, id);
         break;
     case FLEET_TOPIC_MODEL_GET:
         on_model_get(c, m);
@@ -529,7 +575,7 @@ static fleet_coordinator_status subscribe_all(fleet_coordinator *c)
                 {FLEET_TOPIC_AGENT_ASSIGNMENT, 1}, /* after the births they refer to */
                 {FLEET_TOPIC_AGENT_HEARTBEAT, 0},
                 {FLEET_TOPIC_MODEL_GET, 1},
-                {FLEET_TOPIC_STREAM_REQUEST, 0},
+                {FLEET_TOPIC_STREAM_REQUEST, 1}, /* a QoS 1 request keeps QoS 1 to us */
                 {FLEET_TOPIC_STREAM_RESULT, 0}};
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         char filter[FLEET_TOPICS_MAX_TOPIC];
@@ -732,8 +778,14 @@ void fleet_coordinator_destroy(fleet_coordinator *c)
         return;
     if (c->link) {
         pthread_mutex_lock(&c->state_lock);
+        /* Every request held gets its decision, with what it has, before we go. */
+        coord_stream_env env = stream_env(c);
+        c->deferring = true;
+        coord_stream_decide_all(&c->stream, &env, fleet_link_now_us());
+        c->deferring = false;
         c->closing = true;
         pthread_mutex_unlock(&c->state_lock);
+        flush_outbox(c);
         publish_state(c, false);
         fleet_link_destroy(c->link); /* no deliver_message runs after this */
     }

@@ -13,6 +13,7 @@
 #define COORD_MAX_AGENTS 256
 #define COORD_CHUNK_BYTES 65536u
 #define COORD_MAX_CLASSES 64
+#define COORD_MAX_REPLY_BYTES 1024 /* a request's response topic, its correlation data */
 
 fleet_coordinator_status coord_fail(fleet_coordinator_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -54,6 +55,7 @@ typedef struct coord_agent {
     char id[FLEET_TOPICS_MAX_ID + 1];
     uint64_t bdseq;
     bool alive;
+    bool silent; /* dead by heartbeat timeout, its session not ended: a heartbeat revives it */
     double last_seen_us;
     uint32_t cores;
     fleet_model_latency models[FLEET_TOPICS_MAX_VARIANTS]; /* loaded, from the latest birth */
@@ -74,10 +76,18 @@ typedef struct coord_members {
     size_t count;
 } coord_members;
 
-/* Returns true when membership changed (an agent came or went). */
-bool coord_members_birth(coord_members *m, const fleet_msg_birth *b, double now_us);
+typedef enum coord_birth_outcome {
+    COORD_BIRTH_UNCHANGED, /* nothing new, or a replayed old birth */
+    COORD_BIRTH_CHANGED,   /* an agent came, came back, or loaded other models */
+    COORD_BIRTH_FULL,      /* a new agent, and every agent of a full table is alive */
+} coord_birth_outcome;
+
+/* A new agent takes a free slot, else that of the agent dead the longest. */
+coord_birth_outcome coord_members_birth(coord_members *m, const fleet_msg_birth *b, double now_us);
+/* True when membership changed (the agent went). */
 bool coord_members_death(coord_members *m, const fleet_msg_death *d);
-void coord_members_heartbeat(coord_members *m, const fleet_msg_heartbeat *h, double now_us);
+/* True when the heartbeat brought back an agent declared dead for silence alone. */
+bool coord_members_heartbeat(coord_members *m, const fleet_msg_heartbeat *h, double now_us);
 /* Marks agents silent for longer than timeout as dead; true when any died. */
 bool coord_members_expire(coord_members *m, double now_us, double timeout_us);
 size_t coord_members_live(const coord_members *m);
@@ -154,6 +164,8 @@ typedef struct coord_stream {
     size_t pending;       /* of which not decided yet */
     size_t max_pending;
     char (*decided)[FLEET_TOPICS_MAX_ID + 1]; /* ids in decision order: a ring of max_pending */
+    char (*due)[FLEET_TOPICS_MAX_ID + 1];     /* max_pending ids a scan is about to settle */
+    char refusal[FLEET_TOPICS_MAX_ERROR + 1]; /* why coord_stream_request last refused */
     size_t decided_head, decided_count;
     fleet_ensemble_score *scores; /* max_pending blocks of variants x classes pairs */
     uint32_t *free_blocks;        /* a stack of unused block numbers */
@@ -200,9 +212,15 @@ fleet_coordinator_status coord_stream_init(coord_stream *s, const char *name, si
  * fusion head (loaded here, one instance per stream). */
 fleet_coordinator_status coord_stream_enable_fusion(coord_stream *s, const coord_family *family);
 void coord_stream_free(coord_stream *s);
-/* False when this arrival was refused (its tensor does not fit the models; answered at once). */
+/* False when this arrival was refused and answered at once with the reason, which
+ * s->refusal also holds: its tensor does not fit the models, or its id is still remembered
+ * from another requester (another response topic or correlation data). The same request
+ * again (a retransmission) is ignored. */
 bool coord_stream_request(coord_stream *s, const coord_stream_env *env, const fleet_msg_request *r,
                           double arrival_us, double deadline_us, const coord_reply *reply);
+/* Answers a request at once with why as its error (the request is not held). */
+void coord_stream_refuse(coord_stream *s, const coord_stream_env *env, const char *id,
+                         double arrival_us, const coord_reply *reply, const char *why);
 void coord_stream_result(coord_stream *s, const coord_stream_env *env, const fleet_msg_result *r,
                          double now_us, double default_deadline_us);
 /* Whether the request is pending here (arrived and not decided yet). */
@@ -211,5 +229,7 @@ bool coord_stream_holds(const coord_stream *s, const char *id);
 void coord_stream_sweep(coord_stream *s, const coord_stream_env *env, double now_us);
 /* Re-evaluates pending requests after the set of answering variants shrank. */
 void coord_stream_expected_changed(coord_stream *s, const coord_stream_env *env, double now_us);
+/* Decides every pending request now, with what it has (a coordinator that stops). */
+void coord_stream_decide_all(coord_stream *s, const coord_stream_env *env, double now_us);
 
 #endif

@@ -6,13 +6,27 @@
 #include <stdio.h>
 #include <string.h>
 
-static fleet_coordinator *running;
+static volatile sig_atomic_t stop_requested;
+static fleet_coordinator *volatile running;
 
 static void on_signal(int sig)
 {
     (void)sig;
+    stop_requested = 1;
     if (running)
         fleet_coordinator_stop(running);
+}
+
+static void install_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = SIG_IGN; /* a broken connection is fleet_link's business, not a signal */
+    sigaction(SIGPIPE, &sa, NULL);
 }
 
 static const char usage[] =
@@ -71,17 +85,15 @@ int main(int argc, char **argv)
                             sizeof keys / sizeof keys[0], fleet_coordinator_config_setter, &cfg);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
+    install_handlers(); /* before connecting: a SIGTERM during start-up still stops cleanly */
     fleet_coordinator *c = NULL;
     if (fleet_coordinator_create(&cfg, &c) != FLEET_COORDINATOR_OK) {
         fprintf(stderr, "fleet-coordinator: %s\n", fleet_coordinator_last_error());
         return 1;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
     running = c;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if (stop_requested)
+        fleet_coordinator_stop(c);
     fleet_coordinator_status st = fleet_coordinator_run(c);
     running = NULL;
     fleet_coordinator_destroy(c);

@@ -12,18 +12,32 @@ coord_agent *coord_members_find(coord_members *m, const char *id)
     return NULL;
 }
 
-bool coord_members_birth(coord_members *m, const fleet_msg_birth *b, double now_us)
+/* A slot for a new agent: a free one, else the one dead the longest (the table holds the
+ * fleet, not its history). NULL when every agent in the table is alive. */
+static coord_agent *new_slot(coord_members *m)
+{
+    if (m->count < COORD_MAX_AGENTS)
+        return &m->agents[m->count++];
+    coord_agent *oldest = NULL;
+    for (size_t i = 0; i < m->count; i++)
+        if (!m->agents[i].alive && (!oldest || m->agents[i].last_seen_us < oldest->last_seen_us))
+            oldest = &m->agents[i];
+    return oldest;
+}
+
+coord_birth_outcome coord_members_birth(coord_members *m, const fleet_msg_birth *b, double now_us)
 {
     coord_agent *a = coord_members_find(m, b->agent);
     if (!a) {
-        if (m->count == COORD_MAX_AGENTS)
-            return false;
-        a = &m->agents[m->count++];
+        if (!(a = new_slot(m)))
+            return COORD_BIRTH_FULL;
         memset(a, 0, sizeof *a);
         snprintf(a->id, sizeof a->id, "%s", b->agent);
         a->ours = true; /* alone in the fleet until peers.c says otherwise */
-    } else if (b->bdseq < a->bdseq) {
-        return false; /* a replayed old birth */
+    } else if (b->bdseq < a->bdseq && a->alive) {
+        /* A replayed old birth. A dead agent's lower bdseq is a gateway that lost its state
+         * (reflashed) and counts from 1 again: it is let in. */
+        return COORD_BIRTH_UNCHANGED;
     }
     bool changed = !a->alive || b->bdseq != a->bdseq || b->n_models != a->n_models ||
                    memcmp(a->models, b->models, b->n_models * sizeof *b->models) != 0;
@@ -31,11 +45,12 @@ bool coord_members_birth(coord_members *m, const fleet_msg_birth *b, double now_
         a->assigned = 0; /* a new session starts without an assignment */
     a->bdseq = b->bdseq;
     a->alive = true;
+    a->silent = false;
     a->last_seen_us = now_us;
     a->cores = b->cores ? b->cores : 1;
     a->n_models = b->n_models;
     memcpy(a->models, b->models, b->n_models * sizeof *b->models);
-    return changed;
+    return changed ? COORD_BIRTH_CHANGED : COORD_BIRTH_UNCHANGED;
 }
 
 bool coord_members_death(coord_members *m, const fleet_msg_death *d)
@@ -48,13 +63,20 @@ bool coord_members_death(coord_members *m, const fleet_msg_death *d)
     return true;
 }
 
-void coord_members_heartbeat(coord_members *m, const fleet_msg_heartbeat *h, double now_us)
+bool coord_members_heartbeat(coord_members *m, const fleet_msg_heartbeat *h, double now_us)
 {
     coord_agent *a = coord_members_find(m, h->agent);
-    if (a && a->alive && h->bdseq == a->bdseq) {
-        a->last_seen_us = now_us;
-        a->latency_ewma_us = h->latency_ewma_us;
-    }
+    if (!a || h->bdseq != a->bdseq || (!a->alive && !a->silent))
+        return false;
+    a->last_seen_us = now_us;
+    a->latency_ewma_us = h->latency_ewma_us;
+    if (a->alive)
+        return false;
+    /* Declared dead for silence only (our own stall, a congested link): its session never
+     * ended, so its heartbeat brings it back; no new birth would come. */
+    a->alive = true;
+    a->silent = false;
+    return true;
 }
 
 bool coord_members_expire(coord_members *m, double now_us, double timeout_us)
@@ -64,6 +86,7 @@ bool coord_members_expire(coord_members *m, double now_us, double timeout_us)
         coord_agent *a = &m->agents[i];
         if (a->alive && now_us - a->last_seen_us > timeout_us) {
             a->alive = false;
+            a->silent = true;
             any = true;
         }
     }

@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A decided request stays this long so that late and duplicate results are recognised. */
+/* A decided request is remembered until this long after its deadline, so that late and
+ * duplicate results and repeated requests are recognised; but from a decision made long
+ * before its deadline, for at most STREAM_MEMORY_US (an id may be used again after that). */
 #define STREAM_LINGER_US 2e6
+#define STREAM_MEMORY_US 60e6
 
 typedef enum slot_state { SLOT_FREE = 0, SLOT_PENDING, SLOT_DECIDED } slot_state;
 
@@ -17,6 +20,8 @@ struct coord_pending {
     char id[FLEET_TOPICS_MAX_ID + 1];
     bool has_request; /* a result may arrive before its request */
     double arrival_us, deadline_us;
+    double forget_us;  /* decided: erased after this */
+    uint32_t expected; /* variants that could answer when the request arrived */
     uint32_t answered; /* bitmask of variants */
     uint32_t slowest_infer_us;
     uint8_t k[FLEET_COORDINATOR_MAX_VARIANTS];
@@ -25,14 +30,36 @@ struct coord_pending {
     uint8_t *correlation; /* owned */
     size_t correlation_len;
     int reply_qos;
+    uint64_t requester; /* hash of response topic and correlation: who asked (kept decided) */
 };
+
+static uint64_t hash_bytes(uint64_t h, const uint8_t *bytes, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ bytes[i]) * 1099511628211ull;
+    return h;
+}
 
 static uint64_t hash_id(const char *id)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *id; id++)
-        h = (h ^ (uint8_t)*id) * 1099511628211ull;
+    uint64_t h = hash_bytes(1469598103934665603ull, (const uint8_t *)id, strlen(id));
     return h ? h : 1;
+}
+
+static uint64_t hash_requester(const coord_reply *reply)
+{
+    uint64_t h = 1469598103934665603ull;
+    if (reply->topic)
+        h = hash_bytes(h, (const uint8_t *)reply->topic, strlen(reply->topic) + 1);
+    if (reply->correlation)
+        h = hash_bytes(h ^ 1, reply->correlation, reply->correlation_len);
+    return h;
+}
+
+/* Microseconds as a decision carries them: clamped to what 32 bits hold. */
+static uint32_t micros(double us)
+{
+    return us > 0 ? (uint32_t)fmin(us, (double)UINT32_MAX) : 0;
 }
 
 fleet_coordinator_status coord_stream_init(coord_stream *s, const char *name, size_t max_pending,
@@ -52,7 +79,8 @@ fleet_coordinator_status coord_stream_init(coord_stream *s, const char *name, si
         s->capacity *= 2;
     s->slots = calloc(s->capacity, sizeof *s->slots);
     s->decided = calloc(s->max_pending, sizeof *s->decided);
-    if (!s->slots || !s->decided || !s->scores || !s->free_blocks)
+    s->due = calloc(s->max_pending, sizeof *s->due);
+    if (!s->slots || !s->decided || !s->due || !s->scores || !s->free_blocks)
         return coord_fail(FLEET_COORDINATOR_ENOMEM, "out of memory for %zu pending requests",
                           s->max_pending);
     return FLEET_COORDINATOR_OK;
@@ -89,12 +117,14 @@ void coord_stream_free(coord_stream *s)
             slot_clear(&s->slots[i]);
     free(s->slots);
     free(s->decided);
+    free(s->due);
     free(s->scores);
     free(s->free_blocks);
     fleet_model_destroy(s->fusion);
     free(s->features);
     s->slots = NULL;
     s->decided = NULL;
+    s->due = NULL;
     s->fusion = NULL;
     s->features = NULL;
 }
@@ -228,9 +258,9 @@ static void fill_decision(const coord_stream *s, const coord_stream_env *env,
             out->missing[out->n_missing++] = (uint32_t)v;
     }
     out->degraded = out->n_missing > 0;
-    out->total_us = (uint32_t)(now_us - p->arrival_us);
+    out->total_us = micros(now_us - p->arrival_us);
     out->slowest_infer_us = p->slowest_infer_us;
-    out->aggregate_us = (uint32_t)aggregate_us;
+    out->aggregate_us = micros(aggregate_us);
 }
 
 /* The head over the dequantized features: softmax(scores / T), its best class. Nothing
@@ -269,8 +299,9 @@ static void decide_topk(const coord_stream *s, const coord_stream_env *env, cons
 }
 
 /* Marks pending p decided: its scores return to the pool, its id is remembered. */
-static void settle(coord_stream *s, coord_pending *p)
+static void settle(coord_stream *s, coord_pending *p, double now_us)
 {
+    p->forget_us = fmax(now_us, fmin(p->deadline_us, now_us + STREAM_MEMORY_US)) + STREAM_LINGER_US;
     p->state = SLOT_DECIDED;
     s->pending--;
     s->free_blocks[s->n_free++] = p->block;
@@ -298,7 +329,34 @@ static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *
         coord_reply reply = {p->response_topic, p->correlation, p->correlation_len, p->reply_qos};
         env->sink.deliver(env->sink.ctx, &msg, &reply);
     }
-    settle(s, p);
+    settle(s, p, now_us);
+}
+
+/* Answers a request at once with s->refusal as its error and no class. */
+static void answer_error(coord_stream *s, const coord_stream_env *env, const char *id,
+                         double arrival_us, const coord_reply *reply)
+{
+    fleet_msg_decision msg;
+    memset(&msg, 0, sizeof msg);
+    snprintf(msg.id, sizeof msg.id, "%s", id);
+    snprintf(msg.stream, sizeof msg.stream, "%s", s->name);
+    snprintf(msg.coordinator, sizeof msg.coordinator, "%s", env->coordinator_id);
+    snprintf(msg.rule, sizeof msg.rule, "%s",
+             s->fusion ? "fusion" : fleet_ensemble_rule_name(env->rule));
+    snprintf(msg.error, sizeof msg.error, "%s", s->refusal);
+    msg.cls = -1;
+    msg.degraded = true;
+    msg.total_us = micros(fleet_link_now_us() - arrival_us);
+    env->stats->refused++;
+    env->sink.deliver(env->sink.ctx, &msg, reply);
+}
+
+void coord_stream_refuse(coord_stream *s, const coord_stream_env *env, const char *id,
+                         double arrival_us, const coord_reply *reply, const char *why)
+{
+    env->stats->requests++;
+    snprintf(s->refusal, sizeof s->refusal, "%s", why);
+    answer_error(s, env, id, arrival_us, reply);
 }
 
 /* A request no variant can run (its tensor is not the models' input size) is answered at once
@@ -310,42 +368,52 @@ static bool refused(coord_stream *s, const coord_stream_env *env, coord_pending 
     size_t elements = width ? r->tensor.size / width : 0;
     if (elements == env->family->input_count)
         return false;
-    fleet_msg_decision msg;
-    fill_names(s, env, p, &msg);
-    snprintf(msg.error, sizeof msg.error,
+    snprintf(s->refusal, sizeof s->refusal,
              "the tensor has %zu elements; the stream's models take %zu", elements,
              env->family->input_count);
-    msg.cls = -1;
-    msg.degraded = true;
-    double spent = fleet_link_now_us() - arrival_us;
-    msg.total_us = spent > 0 ? (uint32_t)fmin(spent, UINT32_MAX) : 0;
-    env->stats->refused++;
-    env->sink.deliver(env->sink.ctx, &msg, reply);
-    settle(s, p);
+    answer_error(s, env, p->id, arrival_us, reply);
+    p->deadline_us = arrival_us;
+    settle(s, p, arrival_us);
     return true;
+}
+
+/* Complete: every variant that could answer when the request came, and still can, has. A
+ * variant that came back since never saw the request. */
+static bool complete(const coord_stream_env *env, const coord_pending *p)
+{
+    uint32_t awaited = p->expected & env->expected;
+    return p->state == SLOT_PENDING && p->has_request && (p->answered & awaited) == awaited;
 }
 
 static void maybe_decide(coord_stream *s, const coord_stream_env *env, coord_pending *p,
                          double now_us)
 {
-    if (p->state == SLOT_PENDING && p->has_request &&
-        (p->answered & env->expected) == env->expected)
+    if (complete(env, p))
         decide(s, env, p, now_us);
 }
 
 bool coord_stream_request(coord_stream *s, const coord_stream_env *env, const fleet_msg_request *r,
                           double arrival_us, double deadline_us, const coord_reply *reply)
 {
-    uint64_t h = hash_id(r->id);
+    uint64_t h = hash_id(r->id), requester = hash_requester(reply);
     coord_pending *p = find(s, r->id, h);
-    if (p && (p->state == SLOT_DECIDED || p->has_request))
-        return true; /* a retransmission of a request already seen */
+    if (p && (p->state == SLOT_DECIDED || p->has_request)) {
+        if (p->requester == requester)
+            return true; /* a retransmission of a request already seen */
+        env->stats->requests++;
+        snprintf(s->refusal, sizeof s->refusal,
+                 "request id '%.64s' is in use on this stream by another requester", r->id);
+        answer_error(s, env, r->id, arrival_us, reply);
+        return false;
+    }
     if (!p)
         p = insert(s, env, r->id, h, arrival_us);
     env->stats->requests++;
+    p->requester = requester;
     if (refused(s, env, p, r, arrival_us, reply))
         return false;
     p->has_request = true;
+    p->expected = env->expected;
     p->arrival_us = arrival_us;
     p->deadline_us = deadline_us;
     if (deadline_us < s->earliest_deadline_us)
@@ -361,6 +429,24 @@ bool coord_stream_request(coord_stream *s, const coord_stream_env *env, const fl
     return true;
 }
 
+/* 1 to `classes` pairs of distinct classes of the family, each with a probability: a pair
+ * that names no class, or a score that is no probability, would be dropped by the rule and
+ * leave its variant counted as used, its good replica refused as a duplicate. */
+static bool topk_fits(const coord_stream *s, const fleet_msg_result *r)
+{
+    if (r->output != FLEET_OUTPUT_TOPK || r->k == 0 || r->k > s->classes)
+        return false;
+    uint64_t seen = 0; /* classes <= COORD_MAX_CLASSES = 64 */
+    for (size_t i = 0; i < r->k; i++) {
+        uint32_t cls = r->classes[i];
+        float prob = r->probs[i];
+        if (cls >= s->classes || (seen >> cls & 1u) || !(prob >= 0.0f && prob <= 1.0f + 1e-4f))
+            return false;
+        seen |= 1ull << cls;
+    }
+    return true;
+}
+
 /* Top-k pairs for a Top-k rule; for fusion int8 features of exactly the variant's size, with a
  * finite positive scale and a zero point in the int8 range. */
 static bool result_fits(const coord_stream *s, const coord_stream_env *env,
@@ -369,7 +455,7 @@ static bool result_fits(const coord_stream *s, const coord_stream_env *env,
     if (r->variant >= env->family->count)
         return false;
     if (!s->fusion)
-        return r->output == FLEET_OUTPUT_TOPK && r->k <= COORD_MAX_CLASSES;
+        return topk_fits(s, r);
     const fleet_tensor *t = &r->features;
     return r->output == FLEET_OUTPUT_INT8 && t->dtype == FLEET_DTYPE_I8 &&
            t->size == env->family->variants[r->variant].feature_count && t->scale > 0.0f &&
@@ -414,15 +500,40 @@ void coord_stream_result(coord_stream *s, const coord_stream_env *env, const fle
         fleet_model_dequantize_int8((const int8_t *)r->features.data, var->feature_count, q,
                                     features_of(s, p) + var->feature_offset);
     } else {
-        size_t k = r->k < s->classes ? r->k : s->classes; /* more pairs than classes: invalid */
         fleet_ensemble_score *scores = block_of(s, p, r->variant);
-        p->k[r->variant] = (uint8_t)k;
-        for (size_t i = 0; i < k; i++)
+        p->k[r->variant] = (uint8_t)r->k; /* at most classes (topk_fits) */
+        for (size_t i = 0; i < r->k; i++)
             scores[i] = (fleet_ensemble_score){r->classes[i], r->probs[i]};
     }
     if (r->infer_us > p->slowest_infer_us)
         p->slowest_infer_us = r->infer_us;
     maybe_decide(s, env, p, now_us);
+}
+
+/* Results for a request that never came: nothing to answer, the id is remembered. */
+static void abandon(coord_stream *s, coord_pending *p, double now_us)
+{
+    p->state = SLOT_DECIDED;
+    p->forget_us = now_us + STREAM_LINGER_US;
+    s->pending--;
+    s->free_blocks[s->n_free++] = p->block;
+    remember_decided(s, p->id);
+}
+
+/* Deciding can erase other slots (the ring of decided ids forgets its oldest), and an erase
+ * shifts slots backwards under a running scan, which would then step over one. So scans note
+ * the ids in s->due first and settle them afterwards, each found again by its id. */
+static void settle_due(coord_stream *s, const coord_stream_env *env, size_t n, double now_us)
+{
+    for (size_t i = 0; i < n; i++) {
+        coord_pending *p = find(s, s->due[i], hash_id(s->due[i]));
+        if (!p || p->state != SLOT_PENDING)
+            continue;
+        if (p->has_request)
+            decide(s, env, p, now_us);
+        else
+            abandon(s, p, now_us);
+    }
 }
 
 /* Scans the table only when a pending request may have expired (the earliest deadline has
@@ -433,26 +544,22 @@ void coord_stream_sweep(coord_stream *s, const coord_stream_env *env, double now
         return;
     s->next_cleanup_us = now_us + 1e6;
     double earliest = now_us + 3600e6;
+    size_t n = 0;
     for (size_t i = 0; i < s->capacity; i++) {
         coord_pending *p = &s->slots[i];
         if (p->state != SLOT_PENDING)
             continue;
-        if (now_us < p->deadline_us) {
+        if (now_us < p->deadline_us)
             earliest = p->deadline_us < earliest ? p->deadline_us : earliest;
-        } else if (p->has_request) {
-            decide(s, env, p, now_us);
-        } else { /* results for a request that never came */
-            p->state = SLOT_DECIDED;
-            s->pending--;
-            s->free_blocks[s->n_free++] = p->block;
-            remember_decided(s, p->id);
-        }
+        else /* at most max_pending are pending */
+            snprintf(s->due[n++], sizeof s->due[0], "%s", p->id);
     }
+    settle_due(s, env, n, now_us);
     s->earliest_deadline_us = earliest;
     /* Erasing shifts slots backwards, so the same index is looked at again after each erase. */
     for (size_t i = 0; i < s->capacity;) {
         coord_pending *p = &s->slots[i];
-        if (p->state == SLOT_DECIDED && now_us - p->deadline_us > STREAM_LINGER_US)
+        if (p->state == SLOT_DECIDED && now_us > p->forget_us)
             erase(s, p);
         else
             i++;
@@ -461,6 +568,18 @@ void coord_stream_sweep(coord_stream *s, const coord_stream_env *env, double now
 
 void coord_stream_expected_changed(coord_stream *s, const coord_stream_env *env, double now_us)
 {
+    size_t n = 0;
     for (size_t i = 0; i < s->capacity; i++)
-        maybe_decide(s, env, &s->slots[i], now_us);
+        if (complete(env, &s->slots[i]))
+            snprintf(s->due[n++], sizeof s->due[0], "%s", s->slots[i].id);
+    settle_due(s, env, n, now_us);
+}
+
+void coord_stream_decide_all(coord_stream *s, const coord_stream_env *env, double now_us)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->capacity; i++)
+        if (s->slots[i].state == SLOT_PENDING)
+            snprintf(s->due[n++], sizeof s->due[0], "%s", s->slots[i].id);
+    settle_due(s, env, n, now_us);
 }

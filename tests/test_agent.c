@@ -336,6 +336,8 @@ static fleet_assigned_variant variant_of(uint32_t index, const model_file *m,
     return v;
 }
 
+static uint32_t stream_deadline_ms; /* what assignments state as the stream's deadline */
+
 static void assign_from(const char *coordinator, const char *agent, const char *stream,
                         uint64_t epoch, const fleet_assigned_variant *variants, size_t n)
 {
@@ -343,6 +345,7 @@ static void assign_from(const char *coordinator, const char *agent, const char *
     memset(&a, 0, sizeof a);
     strcpy(a.agent, agent), strcpy(a.coordinator, coordinator), strcpy(a.stream, stream);
     a.epoch = epoch;
+    a.deadline_ms = stream_deadline_ms;
     a.n_variants = n;
     for (size_t i = 0; i < n; i++)
         a.variants[i] = variants[i];
@@ -818,6 +821,26 @@ static void test_queue_full_and_expired(void **state)
     assert_string_equal(res.id, "keep");
     want = (fleet_msg_heartbeat){.processed = 9, .dropped_expired = 4, .dropped_full = 2};
     await_heartbeat(r.id, heartbeat_equals, &want);
+
+    /* The stream's own default, from the assignment, replaces the 1 s. */
+    agent_queue_hold(r.agent, true);
+    stream_deadline_ms = 60000;
+    fleet_assigned_variant v = variant_of(0, &tiny, FLEET_OUTPUT_TOPK, 3, 1.0f);
+    assign(&r, 2, &v, 1);
+    stream_deadline_ms = 0;
+    send_request(&r, "stream-default", 0);
+    want =
+        (fleet_msg_heartbeat){.queue = 1, .processed = 9, .dropped_expired = 4, .dropped_full = 2};
+    await_heartbeat(r.id, heartbeat_equals, &want);
+    until = fleet_link_now_us() + 1.05e6;
+    while (fleet_link_now_us() < until) {
+        fleet_link_message *m = NULL;
+        if (fleet_link_receive(coord, 20, &m) == FLEET_LINK_OK)
+            fleet_link_message_free(m);
+    }
+    agent_queue_hold(r.agent, false);
+    res = await_result(&r);
+    assert_string_equal(res.id, "stream-default");
     stop_agent(&r);
 }
 

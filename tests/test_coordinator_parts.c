@@ -48,18 +48,51 @@ static void test_bdseq_keeps_reborn_agents_alive(void **state)
     static coord_members m;
     memset(&m, 0, sizeof m);
     fleet_msg_birth b1 = birth("a", 1, &f, 0);
-    assert_true(coord_members_birth(&m, &b1, 0));
+    assert_int_equal(coord_members_birth(&m, &b1, 0), COORD_BIRTH_CHANGED);
     fleet_msg_birth b2 = birth("a", 2, &f, 0);
-    assert_true(coord_members_birth(&m, &b2, 10)); /* reconnected: a new session */
+    assert_int_equal(coord_members_birth(&m, &b2, 10), COORD_BIRTH_CHANGED); /* a new session */
     fleet_msg_death late = {.agent = "a", .bdseq = 1};
     assert_false(coord_members_death(&m, &late)); /* the old session's will comes late */
     assert_int_equal(coord_members_live(&m), 1);
-    assert_false(coord_members_birth(&m, &b1, 20)); /* a replayed older birth changes nothing */
+    /* A replayed older birth changes nothing while the agent lives. */
+    assert_int_equal(coord_members_birth(&m, &b1, 20), COORD_BIRTH_UNCHANGED);
     fleet_msg_death now = {.agent = "a", .bdseq = 2};
     assert_true(coord_members_death(&m, &now));
     assert_int_equal(coord_members_live(&m), 0);
     fleet_msg_death unknown = {.agent = "ghost", .bdseq = 9};
     assert_false(coord_members_death(&m, &unknown));
+    /* Dead, it may come back counting from 1 (a reflashed gateway lost its bdseq). */
+    assert_int_equal(coord_members_birth(&m, &b1, 30), COORD_BIRTH_CHANGED);
+    assert_int_equal(coord_members_live(&m), 1);
+    assert_int_equal(coord_members_find(&m, "a")->bdseq, 1);
+}
+
+/* The table holds the fleet, not its history: a newcomer to a full table takes the place of
+ * the agent dead the longest, and is refused only when every agent in it lives. */
+static void test_full_table_forgets_the_longest_dead(void **state)
+{
+    (void)state;
+    coord_family f;
+    fake_family(&f, 1);
+    static coord_members m;
+    memset(&m, 0, sizeof m);
+    char id[16];
+    for (int i = 0; i < COORD_MAX_AGENTS; i++) {
+        snprintf(id, sizeof id, "gw-%d", i);
+        fleet_msg_birth b = birth(id, 1, &f, 0);
+        assert_int_equal(coord_members_birth(&m, &b, i), COORD_BIRTH_CHANGED);
+    }
+    fleet_msg_birth newcomer = birth("late", 1, &f, 0);
+    assert_int_equal(coord_members_birth(&m, &newcomer, 1000), COORD_BIRTH_FULL);
+    assert_null(coord_members_find(&m, "late"));
+    fleet_msg_death d7 = {.agent = "gw-7", .bdseq = 1}, d3 = {.agent = "gw-3", .bdseq = 1};
+    assert_true(coord_members_death(&m, &d7));
+    assert_true(coord_members_death(&m, &d3)); /* last seen earlier than gw-7 */
+    assert_int_equal(coord_members_birth(&m, &newcomer, 1001), COORD_BIRTH_CHANGED);
+    assert_null(coord_members_find(&m, "gw-3"));
+    assert_non_null(coord_members_find(&m, "gw-7"));
+    assert_true(coord_members_find(&m, "late")->alive);
+    assert_int_equal(m.count, COORD_MAX_AGENTS);
 }
 
 /* Two coordinators publishing at once can leave the agent following one assignment and the
@@ -108,9 +141,22 @@ static void test_heartbeat_timeout(void **state)
     fleet_msg_birth b = birth("a", 1, &f, 0);
     coord_members_birth(&m, &b, 0);
     fleet_msg_heartbeat h = {.agent = "a", .bdseq = 1};
-    coord_members_heartbeat(&m, &h, 2e6);
+    assert_false(coord_members_heartbeat(&m, &h, 2e6));
     assert_false(coord_members_expire(&m, 4e6, 3e6));
     assert_true(coord_members_expire(&m, 5.1e6, 3e6));
+    assert_int_equal(coord_members_live(&m), 0);
+    /* Declared dead for silence only (a stall on our side): the same session's heartbeat
+     * brings it back; another session's does not. */
+    fleet_msg_heartbeat other = {.agent = "a", .bdseq = 2};
+    assert_false(coord_members_heartbeat(&m, &other, 5.2e6));
+    assert_int_equal(coord_members_live(&m), 0);
+    assert_true(coord_members_heartbeat(&m, &h, 5.3e6));
+    assert_int_equal(coord_members_live(&m), 1);
+    assert_false(coord_members_heartbeat(&m, &h, 5.4e6)); /* alive already: nothing new */
+    /* A death ends the session: its heartbeats (late ones) bring nothing back. */
+    fleet_msg_death d = {.agent = "a", .bdseq = 1};
+    assert_true(coord_members_death(&m, &d));
+    assert_false(coord_members_heartbeat(&m, &h, 5.5e6));
     assert_int_equal(coord_members_live(&m), 0);
 }
 
@@ -347,6 +393,39 @@ static void record(void *ctx, const fleet_msg_decision *d, const coord_reply *re
     snprintf(last_topic, sizeof last_topic, "%s", reply->topic ? reply->topic : "");
 }
 
+/* One stream over a fake family, its decisions going to record(). Lives where it was made:
+ * env points into it. */
+typedef struct stream_fixture {
+    coord_family family;
+    fleet_coordinator_stats stats;
+    coord_stream stream;
+    coord_stream_env env;
+    fleet_msg_request req; /* an empty tensor, which the fake family takes */
+} stream_fixture;
+
+static void stream_setup(stream_fixture *t, size_t variants, size_t max_pending,
+                         fleet_ensemble_rule rule, uint32_t expected)
+{
+    memset(t, 0, sizeof *t);
+    fake_family(&t->family, variants);
+    assert_int_equal(coord_stream_init(&t->stream, "s", max_pending, variants, t->family.classes),
+                     FLEET_COORDINATOR_OK);
+    t->env = (coord_stream_env){&t->family, rule, "c1", expected, {record, NULL}, &t->stats};
+    delivered = 0;
+}
+
+static bool stream_request(stream_fixture *t, const char *id, double arrival_us, double deadline_us,
+                           const coord_reply *reply)
+{
+    snprintf(t->req.id, sizeof t->req.id, "%s", id);
+    return coord_stream_request(&t->stream, &t->env, &t->req, arrival_us, deadline_us, reply);
+}
+
+static void stream_result(stream_fixture *t, const fleet_msg_result *r, double now_us)
+{
+    coord_stream_result(&t->stream, &t->env, r, now_us, 1e6);
+}
+
 static fleet_msg_result result(const char *id, uint32_t variant, uint16_t top, float p)
 {
     fleet_msg_result r;
@@ -366,28 +445,19 @@ static fleet_msg_result result(const char *id, uint32_t variant, uint16_t top, f
 static void test_stream_decides_dedups_and_ignores_late(void **state)
 {
     (void)state;
-    coord_family f;
-    fake_family(&f, 3);
-    fleet_coordinator_stats stats;
-    memset(&stats, 0, sizeof stats);
-    coord_stream s;
-    assert_int_equal(coord_stream_init(&s, "s", 8, f.count, f.classes), FLEET_COORDINATOR_OK);
-    coord_stream_env env = {&f, FLEET_ENSEMBLE_MEAN_SOFTMAX, "c1", 0x7, {record, NULL}, &stats};
-    fleet_msg_request req;
-    memset(&req, 0, sizeof req);
-    snprintf(req.id, sizeof req.id, "r1");
-    delivered = 0;
+    static stream_fixture t;
+    stream_setup(&t, 3, 8, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x7);
     coord_reply reply = {"reply/x", (const uint8_t *)"c", 1, 1};
-    coord_stream_request(&s, &env, &req, 0, 1e6, &reply);
+    stream_request(&t, "r1", 0, 1e6, &reply);
     fleet_msg_result r = result("r1", 0, 3, 0.9f);
-    coord_stream_result(&s, &env, &r, 10, 1e6);
-    coord_stream_result(&s, &env, &r, 11, 1e6); /* a replica of variant 0 */
-    assert_int_equal(stats.duplicate_results, 1);
+    stream_result(&t, &r, 10);
+    stream_result(&t, &r, 11); /* a replica of variant 0 */
+    assert_int_equal(t.stats.duplicate_results, 1);
     r = result("r1", 1, 3, 0.6f);
-    coord_stream_result(&s, &env, &r, 12, 1e6);
+    stream_result(&t, &r, 12);
     assert_int_equal(delivered, 0);
     r = result("r1", 2, 5, 0.7f);
-    coord_stream_result(&s, &env, &r, 13, 1e6);
+    stream_result(&t, &r, 13);
     assert_int_equal(delivered, 1); /* all three expected variants answered */
     assert_int_equal(last.cls, 3);
     assert_false(last.degraded);
@@ -395,10 +465,10 @@ static void test_stream_decides_dedups_and_ignores_late(void **state)
     assert_string_equal(last_topic, "reply/x");
     assert_int_equal(last_qos, 1); /* as the request came */
     assert_int_equal(last.slowest_infer_us, 102);
-    coord_stream_result(&s, &env, &r, 20, 1e6); /* after the decision */
-    assert_int_equal(stats.late_results, 1);
+    stream_result(&t, &r, 20); /* after the decision */
+    assert_int_equal(t.stats.late_results, 1);
     assert_int_equal(delivered, 1);
-    coord_stream_free(&s);
+    coord_stream_free(&t.stream);
 }
 
 /* A tensor that is not the models' input size is refused at once, once, with the reason; a
@@ -406,37 +476,33 @@ static void test_stream_decides_dedups_and_ignores_late(void **state)
 static void test_stream_refuses_misfit_tensors(void **state)
 {
     (void)state;
-    coord_family f;
-    fake_family(&f, 2);
-    f.input_count = 4;
-    fleet_coordinator_stats stats;
-    memset(&stats, 0, sizeof stats);
-    coord_stream s;
-    assert_int_equal(coord_stream_init(&s, "s", 8, f.count, f.classes), FLEET_COORDINATOR_OK);
-    coord_stream_env env = {&f, FLEET_ENSEMBLE_MEAN_SOFTMAX, "c1", 0x3, {record, NULL}, &stats};
-    fleet_msg_request req;
-    memset(&req, 0, sizeof req);
+    static stream_fixture t;
+    stream_setup(&t, 2, 8, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x3);
+    t.family.input_count = 4;
+    coord_stream *s = &t.stream;
+    coord_stream_env env = t.env;
+    fleet_coordinator_stats *stats = &t.stats;
+    fleet_msg_request req = t.req;
     snprintf(req.id, sizeof req.id, "bad");
     static const uint8_t pixels[3] = {1, 2, 3};
     req.tensor = (fleet_tensor){
         .dtype = FLEET_DTYPE_U8, .scale = 1.0f, .shape = {3}, .rank = 1, .data = pixels, .size = 3};
     fleet_msg_result early = result("bad", 0, 3, 0.9f);
-    coord_stream_result(&s, &env, &early, 0, 1e6);
-    delivered = 0;
-    assert_false(coord_stream_request(&s, &env, &req, 1, 1e6, &no_reply));
+    coord_stream_result(s, &env, &early, 0, 1e6);
+    assert_false(coord_stream_request(s, &env, &req, 1, 1e6, &no_reply));
     assert_int_equal(delivered, 1);
     assert_int_equal(last.cls, -1);
     assert_true(last.degraded);
     assert_string_equal(last.error, "the tensor has 3 elements; the stream's models take 4");
     assert_string_equal(last.id, "bad");
-    coord_stream_request(&s, &env, &req, 2, 1e6, &no_reply); /* a retransmission */
+    coord_stream_request(s, &env, &req, 2, 1e6, &no_reply); /* a retransmission */
     fleet_msg_result late = result("bad", 1, 3, 0.9f);
-    coord_stream_result(&s, &env, &late, 3, 1e6);
+    coord_stream_result(s, &env, &late, 3, 1e6);
     assert_int_equal(delivered, 1);
-    assert_int_equal(stats.refused, 1);
-    assert_int_equal(stats.requests, 1);
-    assert_int_equal(stats.late_results, 1);
-    coord_stream_sweep(&s, &env, 2e6); /* nothing pending is left to decide */
+    assert_int_equal(stats->refused, 1);
+    assert_int_equal(stats->requests, 1);
+    assert_int_equal(stats->late_results, 1);
+    coord_stream_sweep(s, &env, 2e6); /* nothing pending is left to decide */
     assert_int_equal(delivered, 1);
 
     static const float fits[4] = {0};
@@ -447,53 +513,201 @@ static void test_stream_refuses_misfit_tensors(void **state)
                                 .rank = 2,
                                 .data = (const uint8_t *)fits,
                                 .size = sizeof fits};
-    assert_true(coord_stream_request(&s, &env, &req, 4, 1e6, &no_reply));
+    assert_true(coord_stream_request(s, &env, &req, 4, 1e6, &no_reply));
     assert_int_equal(delivered, 1); /* waits for its variants */
-    assert_int_equal(stats.refused, 1);
-    coord_stream_free(&s);
+    assert_int_equal(stats->refused, 1);
+    coord_stream_free(s);
 }
 
 static void test_stream_deadline_degrades_and_bounds_memory(void **state)
 {
     (void)state;
-    coord_family f;
-    fake_family(&f, 2);
-    fleet_coordinator_stats stats;
-    memset(&stats, 0, sizeof stats);
-    coord_stream s;
-    coord_stream_init(&s, "s", 4, f.count, f.classes);
-    coord_stream_env env = {&f, FLEET_ENSEMBLE_VP_TOPK, "c1", 0x3, {record, NULL}, &stats};
-    fleet_msg_request req;
-    memset(&req, 0, sizeof req);
-    delivered = 0;
-    snprintf(req.id, sizeof req.id, "slow");
-    coord_stream_request(&s, &env, &req, 0, 5000, &no_reply);
+    static stream_fixture t;
+    stream_setup(&t, 2, 4, FLEET_ENSEMBLE_VP_TOPK, 0x3);
+    coord_stream *s = &t.stream;
+    stream_request(&t, "slow", 0, 5000, &no_reply);
     fleet_msg_result r = result("slow", 1, 7, 0.8f);
-    coord_stream_result(&s, &env, &r, 100, 1e6);
-    coord_stream_sweep(&s, &env, 4000);
+    stream_result(&t, &r, 100);
+    coord_stream_sweep(s, &t.env, 4000);
     assert_int_equal(delivered, 0);
-    coord_stream_sweep(&s, &env, 10000); /* sweeps run every 5 ms */
+    coord_stream_sweep(s, &t.env, 10000); /* sweeps run every 5 ms */
     assert_int_equal(delivered, 1);
     assert_true(last.degraded);
     assert_int_equal(last.cls, 7);
     assert_int_equal(last.n_missing, 1);
     assert_int_equal(last.missing[0], 0);
     /* Nothing can answer: decided at once, degraded, class -1. */
-    env.expected = 0;
-    snprintf(req.id, sizeof req.id, "orphan");
-    coord_stream_request(&s, &env, &req, 11000, 19000, &no_reply);
+    t.env.expected = 0;
+    stream_request(&t, "orphan", 11000, 19000, &no_reply);
     assert_int_equal(delivered, 2);
     assert_int_equal(last.cls, -1);
     /* More requests than max_pending: the oldest are decided early, never more held. */
-    env.expected = 0x3;
+    t.env.expected = 0x3;
     for (int i = 0; i < 20; i++) {
-        snprintf(req.id, sizeof req.id, "flood-%d", i);
-        coord_stream_request(&s, &env, &req, 20000 + i, 1e9, &no_reply);
-        if (!(s.pending <= 4 && s.count <= 8)) /* in flight, plus remembered decisions */
-            fail_msg("pending %zu count %zu decided %zu", s.pending, s.count, s.decided_count);
+        char id[32];
+        snprintf(id, sizeof id, "flood-%d", i);
+        stream_request(&t, id, 20000 + i, 1e9, &no_reply);
+        if (!(s->pending <= 4 && s->count <= 8)) /* in flight, plus remembered decisions */
+            fail_msg("pending %zu count %zu decided %zu", s->pending, s->count, s->decided_count);
     }
-    assert_true(stats.evicted >= 16);
-    coord_stream_free(&s);
+    assert_true(t.stats.evicted >= 16);
+    /* A wait longer than 32 bits of microseconds hold (71 minutes) is reported as their
+     * maximum, not as what is left of it modulo 2^32. */
+    stream_request(&t, "patient", 0, 5e9, &no_reply);
+    coord_stream_sweep(s, &t.env, 2e9); /* the flood's deadlines */
+    coord_stream_sweep(s, &t.env, 5e9);
+    assert_string_equal(last.id, "patient");
+    assert_int_equal(last.total_us, UINT32_MAX);
+    coord_stream_free(s);
+}
+
+/* A Top-k result that names no class of the family, repeats one, or scores outside [0, 1] is
+ * refused: it neither counts its variant as used nor blocks that variant's good replica. */
+static void test_stream_refuses_bad_topk(void **state)
+{
+    (void)state;
+    static stream_fixture t;
+    stream_setup(&t, 2, 8, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x3);
+    stream_request(&t, "r", 0, 1e6, &no_reply);
+    fleet_msg_result bad[6];
+    for (int i = 0; i < 6; i++)
+        bad[i] = result("r", 0, 3, 0.5f);
+    bad[0].classes[0] = 12; /* of 10 */
+    bad[1].probs[0] = 7.0f;
+    bad[2].probs[1] = -0.25f;
+    bad[3].probs[0] = NAN;
+    bad[4].k = 0;
+    bad[5].classes[1] = 3; /* class 3 twice */
+    for (int i = 0; i < 6; i++)
+        stream_result(&t, &bad[i], 1 + i);
+    assert_int_equal(t.stats.bad_messages, 6);
+    fleet_msg_result good = result("r", 0, 3, 0.9f);
+    stream_result(&t, &good, 10);
+    assert_int_equal(t.stats.duplicate_results, 0); /* the replica counts */
+    good = result("r", 1, 3, 0.8f);
+    stream_result(&t, &good, 11);
+    assert_int_equal(delivered, 1);
+    assert_false(last.degraded);
+    assert_int_equal(last.n_used, 2);
+    assert_int_equal(last.cls, 3);
+    coord_stream_free(&t.stream);
+}
+
+/* Ids are unique per stream: the same request again (same response topic and correlation
+ * data) is a retransmission, ignored; another requester's request with an id still
+ * remembered is answered at once with an error, and the first request keeps its decision.
+ * A decision far before its deadline is remembered for a minute, not until the deadline. */
+static void test_stream_ids_per_requester(void **state)
+{
+    (void)state;
+    static stream_fixture t;
+    stream_setup(&t, 1, 8, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x1);
+    coord_reply a = {"reply/a", (const uint8_t *)"1", 1, 0};
+    coord_reply b = {"reply/b", (const uint8_t *)"1", 1, 0};
+    coord_reply a2 = {"reply/a", (const uint8_t *)"2", 1, 0};
+    assert_true(stream_request(&t, "7", 0, 3600e6, &a));
+    assert_true(stream_request(&t, "7", 1, 3600e6, &a)); /* retransmitted */
+    assert_int_equal(delivered, 0);
+    assert_false(stream_request(&t, "7", 2, 3600e6, &b));
+    assert_int_equal(delivered, 1);
+    assert_string_equal(last_topic, "reply/b");
+    assert_int_equal(last.cls, -1);
+    assert_non_null(strstr(last.error, "request id '7' is in use"));
+    assert_false(stream_request(&t, "7", 3, 3600e6, &a2)); /* other correlation data */
+    assert_int_equal(delivered, 2);
+    fleet_msg_result r = result("7", 0, 4, 0.9f);
+    stream_result(&t, &r, 10);
+    assert_int_equal(delivered, 3);
+    assert_string_equal(last_topic, "reply/a");
+    assert_int_equal(last.cls, 4);
+    assert_string_equal(last.error, "");
+    assert_false(stream_request(&t, "7", 20, 3600e6, &b)); /* decided, still remembered */
+    assert_int_equal(t.stats.refused, 3);
+    coord_stream_sweep(&t.stream, &t.env, 63e6);
+    assert_true(stream_request(&t, "7", 63e6, 64e6, &b)); /* forgotten: a new request */
+    assert_int_equal(delivered, 4);
+    coord_stream_free(&t.stream);
+}
+
+/* A request waits for the variants that could answer when it came: one that comes back later
+ * never saw it. */
+static void test_stream_waits_only_for_variants_it_could_have(void **state)
+{
+    (void)state;
+    static stream_fixture t;
+    stream_setup(&t, 3, 8, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x3);
+    stream_request(&t, "r", 0, 1e6, &no_reply);
+    t.env.expected = 0x7; /* variant 2's agent is back */
+    coord_stream_expected_changed(&t.stream, &t.env, 5);
+    fleet_msg_result r = result("r", 0, 1, 0.9f);
+    stream_result(&t, &r, 10);
+    r = result("r", 1, 1, 0.9f);
+    stream_result(&t, &r, 11);
+    assert_int_equal(delivered, 1); /* at once, not at the deadline */
+    assert_true(last.degraded);
+    assert_int_equal(last.n_missing, 1);
+    assert_int_equal(last.missing[0], 2);
+    coord_stream_free(&t.stream);
+}
+
+/* FNV-1a, as stream.c places ids in its table. */
+static size_t home_slot(const char *id, size_t capacity)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *id; id++)
+        h = (h ^ (uint8_t)*id) * 1099511628211ull;
+    return (h ? h : 1) & (capacity - 1);
+}
+
+/* Deciding inside a scan makes the ring of decided ids forget its oldest, whose erase shifts
+ * slots backwards under the scan: no pending request may be stepped over. Four ids share one
+ * home slot; the ring holds two. */
+static void test_stream_scans_survive_shifting_slots(void **state)
+{
+    (void)state;
+    static stream_fixture t;
+    stream_setup(&t, 2, 2, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x3);
+    char ids[4][16];
+    int n = 0;
+    for (int i = 0; n < 4; i++) {
+        snprintf(ids[n], sizeof ids[n], "q%d", i);
+        n += home_slot(ids[n], t.stream.capacity) == 3;
+    }
+    for (int i = 0; i < 4; i++) {
+        stream_request(&t, ids[i], i, 1e6, &no_reply);
+        fleet_msg_result r = result(ids[i], 0, 1, 0.9f);
+        stream_result(&t, &r, i);
+        if (i < 2) {
+            r = result(ids[i], 1, 1, 0.9f);
+            stream_result(&t, &r, i);
+        }
+    }
+    assert_int_equal(delivered, 2);
+    assert_int_equal(t.stream.pending, 2);
+    t.env.expected = 0x1; /* variant 1's agent died: both pending requests are complete */
+    coord_stream_expected_changed(&t.stream, &t.env, 10);
+    assert_int_equal(delivered, 4);
+    assert_int_equal(t.stream.pending, 0);
+    coord_stream_free(&t.stream);
+}
+
+/* A coordinator that stops answers what it holds, with what it has. */
+static void test_stream_decide_all(void **state)
+{
+    (void)state;
+    static stream_fixture t;
+    stream_setup(&t, 2, 8, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x3);
+    stream_request(&t, "a", 0, 1e6, &no_reply);
+    stream_request(&t, "b", 0, 1e6, &no_reply);
+    fleet_msg_result r = result("b", 1, 6, 0.9f);
+    stream_result(&t, &r, 1);
+    fleet_msg_result orphan = result("c", 0, 6, 0.9f); /* results only: nothing to answer */
+    stream_result(&t, &orphan, 2);
+    coord_stream_decide_all(&t.stream, &t.env, 3);
+    assert_int_equal(delivered, 2);
+    assert_int_equal(t.stream.pending, 0);
+    assert_true(last.degraded);
+    coord_stream_free(&t.stream);
 }
 
 /* int8 features of variant v of the zoo family: all at level q. */
@@ -583,6 +797,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bdseq_keeps_reborn_agents_alive),
+        cmocka_unit_test(test_full_table_forgets_the_longest_dead),
         cmocka_unit_test(test_heartbeat_timeout),
         cmocka_unit_test(test_contested_by_followed_or_retained),
         cmocka_unit_test(test_assignment_covers_moves_little_and_fails_over),
@@ -592,6 +807,11 @@ int main(void)
         cmocka_unit_test(test_stream_refuses_misfit_tensors),
         cmocka_unit_test(test_stream_fusion_checks_features),
         cmocka_unit_test(test_stream_deadline_degrades_and_bounds_memory),
+        cmocka_unit_test(test_stream_refuses_bad_topk),
+        cmocka_unit_test(test_stream_ids_per_requester),
+        cmocka_unit_test(test_stream_waits_only_for_variants_it_could_have),
+        cmocka_unit_test(test_stream_scans_survive_shifting_slots),
+        cmocka_unit_test(test_stream_decide_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -199,7 +199,8 @@ static void show_logs(void)
         fail_msg(__VA_ARGS__);                                                                     \
     } while (0)
 
-static void send_tensor_to(const char *stream, const fleet_tensor *tensor, const char *id)
+static void send_tensor_replying(const char *stream, const fleet_tensor *tensor, const char *id,
+                                 const char *response_topic)
 {
     fleet_msg_request r;
     memset(&r, 0, sizeof r);
@@ -210,11 +211,16 @@ static void send_tensor_to(const char *stream, const fleet_tensor *tensor, const
     uint8_t *buf = NULL;
     size_t len = 0;
     assert_int_equal(fleet_msg_request_encode(&r, &buf, &len), FLEET_TOPICS_OK);
-    fleet_link_props props = {.response_topic = REPLY};
+    fleet_link_props props = {.response_topic = response_topic};
     char topic[128];
     snprintf(topic, sizeof topic, PREFIX "/stream/%s/request", stream);
     assert_int_equal(fleet_link_publish(fx.client, topic, buf, len, 0, 0, &props), FLEET_LINK_OK);
     free(buf);
+}
+
+static void send_tensor_to(const char *stream, const fleet_tensor *tensor, const char *id)
+{
+    send_tensor_replying(stream, tensor, id, REPLY);
 }
 
 static void send_image_to(const char *stream, size_t index, const char *id)
@@ -331,10 +337,15 @@ static void expect_offline_decisions(size_t count, const char *rule, offline_fn 
         size_t index;
         if (sscanf(d.id, "img-%zu", &index) != 1)
             continue; /* a late probe */
-        assert_true(index < count && !seen[index]);
+        if (index >= count || seen[index])
+            fail_with_logs("decision for %s: not sent, or decided twice", d.id);
         seen[index] = true;
         got++;
-        assert_false(d.degraded);
+        if (d.degraded)
+            fail_with_logs(
+                "%s degraded: %zu of %d variants used, first missing %u, after %u us%s%s", d.id,
+                d.n_used, N_VARIANTS, d.n_missing ? d.missing[0] : 0, d.total_us,
+                d.error[0] ? ": " : "", d.error);
         assert_string_equal(d.rule, rule);
         int cls;
         float confidence;
@@ -697,8 +708,10 @@ static void test_coordinator_survives_bad_input(void **state)
                                                 TEST_GARBAGE[i].bytes, TEST_GARBAGE[i].len, 1, 0,
                                                 NULL),
                              FLEET_LINK_OK);
-    /* Well-formed, about nobody: a ghost agent's heartbeat and a result for no request. */
+    /* Well-formed, about others: a ghost agent's heartbeat and agent-0's death (the last
+     * bdseq there is), each on agent-4's own topics, and a result for no request. */
     fleet_msg_heartbeat h = {.agent = "ghost", .bdseq = 1};
+    fleet_msg_death forged = {.agent = "agent-0", .bdseq = UINT64_MAX};
     fleet_msg_result res = {.id = "never-sent", .stream = STREAM, .agent = "ghost", .k = 1};
     res.classes[0] = 3, res.probs[0] = 1.0f;
     uint8_t *buf = NULL;
@@ -707,6 +720,10 @@ static void test_coordinator_survives_bad_input(void **state)
     assert_int_equal(
         fleet_link_publish(agent, PREFIX "/agent/agent-4/heartbeat", buf, len, 1, 0, NULL),
         FLEET_LINK_OK);
+    free(buf);
+    assert_int_equal(fleet_msg_death_encode(&forged, &buf, &len), FLEET_TOPICS_OK);
+    assert_int_equal(fleet_link_publish(agent, PREFIX "/agent/agent-4/state", buf, len, 1, 0, NULL),
+                     FLEET_LINK_OK);
     free(buf);
     assert_int_equal(fleet_msg_result_encode(&res, &buf, &len), FLEET_TOPICS_OK);
     assert_int_equal(
@@ -730,6 +747,19 @@ static void test_coordinator_survives_bad_input(void **state)
     assert_int_equal(d.cls, -1);
     assert_true(d.degraded);
     assert_non_null(strstr(d.error, "729 elements"));
+    /* A response topic inside the fleet's topics (where the coordinator may write and the
+     * client may not): refused, and the refusal goes to the stream's decision topic. */
+    assert_int_equal(fleet_link_subscribe(fx.client, PREFIX "/stream/" STREAM "/decision", 0),
+                     FLEET_LINK_OK);
+    fleet_tensor image = small;
+    image.shape[2] = image.shape[3] = 28;
+    image.size = 784;
+    send_tensor_replying(STREAM, &image, "hijack", PREFIX "/agent/agent-1/chunk");
+    do
+        assert_true(next_decision(5000 * (int)patience(), &d));
+    while (strcmp(d.id, "hijack") != 0);
+    assert_int_equal(d.cls, -1);
+    assert_non_null(strstr(d.error, "inside the fleet's own topics"));
 
     enum { count = 50 };
     for (size_t i = 0; i < count; i++) {
@@ -751,7 +781,10 @@ static void test_coordinator_survives_bad_input(void **state)
         if (log_lines_with("main", refusals[i]) != n_garbage)
             fail_with_logs("%zu lines with '%s', expected %zu", log_lines_with("main", refusals[i]),
                            refusals[i], n_garbage);
-    assert_int_equal(log_lines_with("main", "refused: its tensor"), 1);
+    assert_int_equal(log_lines_with("main", "refused: the tensor has 729 elements"), 1);
+    assert_int_equal(log_lines_with("main", "names agent 'ghost': refused"), 1);
+    assert_int_equal(log_lines_with("main", "names agent 'agent-0': refused"), 1);
+    assert_int_equal(log_lines_with("main", "agent agent-0 died"), 0);
     assert_true(stop_fleet());
 }
 

@@ -122,7 +122,7 @@ static void test_round_trips(void **state)
     fleet_msg_assignment a;
     memset(&a, 0, sizeof a);
     strcpy(a.agent, "gw-01"), strcpy(a.coordinator, "main"), strcpy(a.stream, "line-3");
-    a.epoch = 12, a.n_variants = 1;
+    a.epoch = 12, a.n_variants = 1, a.deadline_ms = 2500;
     a.variants[0] =
         (fleet_assigned_variant){.variant = 3, .model_bytes = 1000, .k = 2, .temperature = 1.5f};
     strcpy(a.variants[0].digest, digest);
@@ -347,6 +347,9 @@ static void test_encoders_validate(void **state)
     fleet_msg_chunk c = {.index = 2, .chunks = 2, .total_bytes = 1};
     strcpy(c.digest, digest);
     assert_int_equal(fleet_msg_chunk_encode(&c, &buf, &len), FLEET_TOPICS_EINVAL);
+    fleet_msg_assignment a = {.agent = "gw-1", .coordinator = "main", .stream = "s"};
+    a.deadline_ms = FLEET_TOPICS_MAX_DEADLINE_MS + 1;
+    assert_int_equal(fleet_msg_assignment_encode(&a, &buf, &len), FLEET_TOPICS_EINVAL);
     assert_null(buf);
 }
 

@@ -13,15 +13,16 @@ extern "C" {
 /* Version written into every message ("v"); decoders accept this and any older version. */
 #define FLEET_TOPICS_VERSION 1
 
-#define FLEET_TOPICS_MAX_ID 64             /* agent, coordinator, stream and request ids */
-#define FLEET_TOPICS_MAX_ERROR 160         /* a refused request's explanation */
-#define FLEET_TOPICS_MAX_TOPIC 256         /* a whole topic name */
-#define FLEET_TOPICS_MAX_VARIANTS 16       /* variants in one assignment, decision or birth */
-#define FLEET_TOPICS_MAX_TOPK 64           /* (class, probability) pairs in one result */
-#define FLEET_TOPICS_MAX_DIMS 6            /* tensor rank */
-#define FLEET_TOPICS_MAX_TENSOR (1u << 22) /* tensor and feature bytes (4 MiB) */
-#define FLEET_TOPICS_MAX_CHUNK (1u << 18)  /* model chunk bytes (256 KiB) */
-#define FLEET_TOPICS_DIGEST_HEX 64         /* SHA-256 as lowercase hex */
+#define FLEET_TOPICS_MAX_ID 64                 /* agent, coordinator, stream and request ids */
+#define FLEET_TOPICS_MAX_ERROR 160             /* a refused request's explanation */
+#define FLEET_TOPICS_MAX_DEADLINE_MS 86400000u /* a day: requests and assignments */
+#define FLEET_TOPICS_MAX_TOPIC 256             /* a whole topic name */
+#define FLEET_TOPICS_MAX_VARIANTS 16           /* variants in one assignment, decision or birth */
+#define FLEET_TOPICS_MAX_TOPK 64               /* (class, probability) pairs in one result */
+#define FLEET_TOPICS_MAX_DIMS 6                /* tensor rank */
+#define FLEET_TOPICS_MAX_TENSOR (1u << 22)     /* tensor and feature bytes (4 MiB) */
+#define FLEET_TOPICS_MAX_CHUNK (1u << 18)      /* model chunk bytes (256 KiB) */
+#define FLEET_TOPICS_DIGEST_HEX 64             /* SHA-256 as lowercase hex */
 
 typedef enum fleet_topics_status {
     FLEET_TOPICS_OK = 0,
@@ -155,6 +156,9 @@ typedef struct fleet_msg_assignment {
     char coordinator[FLEET_TOPICS_MAX_ID + 1];
     uint64_t epoch;
     char stream[FLEET_TOPICS_MAX_ID + 1]; /* the stream whose requests to serve */
+    /* The stream's deadline for a request that states none (0, absent: 1 s), which the
+     * agent must share with the coordinator to drop what the coordinator no longer awaits. */
+    uint32_t deadline_ms;
     fleet_assigned_variant variants[FLEET_TOPICS_MAX_VARIANTS];
     size_t n_variants;
 } fleet_msg_assignment;

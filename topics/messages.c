@@ -310,12 +310,15 @@ fleet_topics_status fleet_msg_assignment_encode(const fleet_msg_assignment *m, u
             !(v->temperature > 0.0f) || !isfinite(v->temperature))
             return topics_fail(FLEET_TOPICS_EINVAL, "assignment: variant %zu is out of range", i);
     }
+    if (m->deadline_ms > FLEET_TOPICS_MAX_DEADLINE_MS)
+        return topics_fail(FLEET_TOPICS_EINVAL, "assignment: deadline_ms is out of range");
     topics_writer w;
-    topics_writer_init(&w, 5);
+    topics_writer_init(&w, 6);
     topics_put_str(&w, "agent", m->agent);
     topics_put_str(&w, "coordinator", m->coordinator);
     topics_put_uint(&w, "epoch", m->epoch);
     topics_put_str(&w, "stream", m->stream);
+    topics_put_uint(&w, "deadline_ms", m->deadline_ms);
     topics_put_key(&w, "variants");
     msgpack_pack_array(&w.packer, m->n_variants);
     for (size_t i = 0; i < m->n_variants; i++) {
@@ -371,6 +374,9 @@ fleet_topics_status fleet_msg_assignment_decode(const uint8_t *buf, size_t len,
     TRY(read_id(&r, "coordinator", m->coordinator));
     TRY(topics_get_uint(&r, "epoch", true, UINT64_MAX, &m->epoch));
     TRY(read_id(&r, "stream", m->stream));
+    uint64_t deadline = 0;
+    TRY(topics_get_uint(&r, "deadline_ms", false, FLEET_TOPICS_MAX_DEADLINE_MS, &deadline));
+    m->deadline_ms = (uint32_t)deadline;
     TRY(topics_get_array(&r, "variants", true, FLEET_TOPICS_MAX_VARIANTS, &variants));
     for (size_t i = 0; i < variants->size; i++, m->n_variants++)
         TRY(read_variant(&r, &variants->ptr[i], &m->variants[i]));
@@ -486,7 +492,7 @@ fleet_topics_status fleet_msg_request_decode(const uint8_t *buf, size_t len, fle
         goto done;
     TRY(read_id(&r, "id", m->id));
     TRY(read_id(&r, "stream", m->stream));
-    TRY(topics_get_uint(&r, "deadline_ms", false, 86400000, &deadline));
+    TRY(topics_get_uint(&r, "deadline_ms", false, FLEET_TOPICS_MAX_DEADLINE_MS, &deadline));
     TRY(topics_get_tensor(&r, "tensor", true, &m->tensor));
     m->deadline_ms = (uint32_t)deadline;
 done:
