@@ -200,7 +200,7 @@ static void show_logs(void)
     } while (0)
 
 static void send_tensor_replying(const char *stream, const fleet_tensor *tensor, const char *id,
-                                 const char *response_topic)
+                                 const char *response_topic, int qos)
 {
     fleet_msg_request r;
     memset(&r, 0, sizeof r);
@@ -214,13 +214,13 @@ static void send_tensor_replying(const char *stream, const fleet_tensor *tensor,
     fleet_link_props props = {.response_topic = response_topic};
     char topic[128];
     snprintf(topic, sizeof topic, PREFIX "/stream/%s/request", stream);
-    assert_int_equal(fleet_link_publish(fx.client, topic, buf, len, 0, 0, &props), FLEET_LINK_OK);
+    assert_int_equal(fleet_link_publish(fx.client, topic, buf, len, qos, 0, &props), FLEET_LINK_OK);
     free(buf);
 }
 
 static void send_tensor_to(const char *stream, const fleet_tensor *tensor, const char *id)
 {
-    send_tensor_replying(stream, tensor, id, REPLY);
+    send_tensor_replying(stream, tensor, id, REPLY, 0);
 }
 
 static void send_image_to(const char *stream, size_t index, const char *id)
@@ -265,8 +265,40 @@ static void wait_until_healthy_on(const char *stream)
     fail_with_logs("stream %s never became healthy", stream);
 }
 
+static fleet_link *open_link_as(const char *user, const char *client_id);
+
+/* Until every agent's latest birth lists a loaded model: placement has settled. A healthy
+ * decision alone can come while three agents hold the four variants, and the fourth agent's
+ * birth then moves a variant to it (degraded decisions while it downloads the model). */
+static void wait_until_agents_loaded(void)
+{
+    fleet_link *watch = open_link_as("operator", "placement-watcher");
+    assert_int_equal(fleet_link_subscribe(watch, PREFIX "/agent/+/state", 1), FLEET_LINK_OK);
+    size_t loaded[N_AGENTS] = {0}, ready = 0;
+    double until = fleet_link_now_us() + 60e6 * patience();
+    while (ready < N_AGENTS && fleet_link_now_us() < until) {
+        fleet_link_message *m = NULL;
+        if (fleet_link_receive(watch, 200, &m) != FLEET_LINK_OK)
+            continue;
+        fleet_msg_agent_state st;
+        int i = 0;
+        if (fleet_msg_agent_state_decode(m->payload, m->len, &st) == FLEET_TOPICS_OK &&
+            sscanf(st.alive ? st.birth.agent : st.death.agent, "agent-%d", &i) == 1 && i >= 1 &&
+            i <= N_AGENTS)
+            loaded[i - 1] = st.alive ? st.birth.n_models : 0;
+        fleet_link_message_free(m);
+        ready = 0;
+        for (int a = 0; a < N_AGENTS; a++)
+            ready += loaded[a] > 0;
+    }
+    fleet_link_destroy(watch);
+    if (ready < N_AGENTS)
+        fail_with_logs("only %zu of %d agents loaded a model", ready, N_AGENTS);
+}
+
 static void wait_until_healthy(void)
 {
+    wait_until_agents_loaded();
     wait_until_healthy_on(STREAM);
 }
 
@@ -611,7 +643,7 @@ static void test_two_coordinators_share_the_agents(void **state)
  * between the two by id (each decided once, by one of them), and when the leader stops
  * (SIGTERM: its own offline state, no will; kill -9 is the test above) the follower leads on
  * with the same agents and placement: every request sent after the stop is answered, none
- * degraded (requests the leader held are lost with it). */
+ * degraded (the leader decides the requests it holds before it goes, with what it has). */
 static void test_two_coordinators_share_a_stream(void **state)
 {
     (void)state;
@@ -754,12 +786,26 @@ static void test_coordinator_survives_bad_input(void **state)
     fleet_tensor image = small;
     image.shape[2] = image.shape[3] = 28;
     image.size = 784;
-    send_tensor_replying(STREAM, &image, "hijack", PREFIX "/agent/agent-1/chunk");
+    send_tensor_replying(STREAM, &image, "hijack", PREFIX "/agent/agent-1/chunk", 0);
     do
         assert_true(next_decision(5000 * (int)patience(), &d));
     while (strcmp(d.id, "hijack") != 0);
     assert_int_equal(d.cls, -1);
     assert_non_null(strstr(d.error, "inside the fleet's own topics"));
+    /* A QoS 1 request gets its decision at QoS 1 (the coordinator takes requests at QoS 1). */
+    assert_int_equal(fleet_link_subscribe(fx.client, REPLY "/qos1", 1), FLEET_LINK_OK);
+    send_tensor_replying(STREAM, &image, "qos-1", REPLY "/qos1", 1);
+    for (;;) {
+        fleet_link_message *m = NULL;
+        assert_int_equal(fleet_link_receive(fx.client, 5000 * (int)patience(), &m), FLEET_LINK_OK);
+        bool mine = strcmp(m->topic, REPLY "/qos1") == 0;
+        int qos = m->qos;
+        fleet_link_message_free(m);
+        if (mine) {
+            assert_int_equal(qos, 1);
+            break;
+        }
+    }
 
     enum { count = 50 };
     for (size_t i = 0; i < count; i++) {
