@@ -295,6 +295,15 @@ static void drain(demo_run *r, int timeout_ms)
     }
 }
 
+/* Whether every live agent's latest heartbeat arrived after since_us. */
+static bool heard_since(const fleet_ops_view *v, double since_us)
+{
+    for (size_t i = 0; i < v->n_agents; i++)
+        if (v->agents[i].alive && v->agents[i].heard_us < since_us)
+            return false;
+    return true;
+}
+
 /* Probes until a healthy (non-degraded) decision comes back: all variants are being served. */
 static int wait_ready(demo_run *r)
 {
@@ -373,7 +382,12 @@ static void stream_images(demo_run *r)
     r->end_us = fleet_link_now_us();
     r->cpu_end[0] = cpu_seconds(r->coordinator);
     r->cpu_end[1] = cpu_seconds(r->broker.pid);
-    drain(r, 200); /* the latest heartbeats for the agent table */
+    /* The agent table shows each agent's latest heartbeat: one sent before the end of a
+     * short run would show counters from before most of it. So wait for one from every live
+     * agent after the end (they beat every second). */
+    double settle = r->end_us + 2.5e6;
+    while (!heard_since(&r->view, r->end_us) && fleet_link_now_us() < settle)
+        drain(r, 50);
 }
 
 static double percentile(double *sorted, size_t n, double p)

@@ -82,6 +82,7 @@ static void update_heartbeat(fleet_ops_view *v, const char *id, const fleet_link
     if (!a || fleet_msg_heartbeat_decode(m->payload, m->len, &h) != FLEET_TOPICS_OK)
         return;
     a->latency_ewma_us = h.latency_ewma_us;
+    a->heard_us = m->received_us;
     a->processed = h.processed;
     a->dropped = h.dropped_expired + h.dropped_full;
 }

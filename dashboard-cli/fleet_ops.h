@@ -22,6 +22,7 @@ typedef struct fleet_ops_agent {
     uint64_t epoch;
     uint32_t latency_ewma_us;
     uint64_t processed, dropped;
+    double heard_us; /* when its latest heartbeat arrived (fleet_link_now_us); 0: none yet */
     size_t n_models;
 } fleet_ops_agent;
 
