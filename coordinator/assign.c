@@ -108,8 +108,10 @@ size_t coord_assign(coord_members *m, const coord_family *f, uint32_t replicatio
         before[i] = m->agents[i].assigned;
         changed[i] = false;
         live += usable(&m->agents[i]);
-        if (!m->agents[i].alive)
-            m->agents[i].assigned = 0; /* orphaned: picked up below */
+        /* Ours and dead: orphaned, picked up below. Another's keeps what its owner said,
+         * which a silent agent's return (same session, no new assignment) resumes. */
+        if (!m->agents[i].alive && m->agents[i].ours)
+            m->agents[i].assigned = 0;
     }
     size_t target = replication < live ? replication : live;
     for (size_t v = 0; v < f->count; v++) {

@@ -253,6 +253,16 @@ static void reassign(fleet_coordinator *c, const char *why)
     coord_stream_expected_changed(&c->stream, &env, fleet_link_now_us());
 }
 
+/* An agent of ours that (re)joined hears from us even with nothing to do, which replaces any
+ * retained assignment another coordinator, or our view before it left, gave it. */
+static void tell_newcomer(fleet_coordinator *c, coord_agent *a)
+{
+    if (a->ours && a->assigned_epoch != c->epoch) {
+        next_epoch(c);
+        publish_assignment(c, a);
+    }
+}
+
 /* Whether a message decoded; one that did not is counted and logged (at level: requests
  * and results, which come in floods, only at debug). */
 static bool decoded(fleet_coordinator *c, const fleet_link_message *m, const char *what, int level,
@@ -297,12 +307,8 @@ static void on_agent_state(fleet_coordinator *c, const fleet_link_message *m, co
                 (unsigned long long)a->bdseq, a->n_models,
                 a->ours ? "" : ", another coordinator's");
             reassign(c, "birth");
-            /* Ours and new: it hears from us even with nothing to do, which replaces any
-             * retained assignment another coordinator left for it. */
-            if (fresh && a->ours && a->assigned_epoch != c->epoch) {
-                next_epoch(c);
-                publish_assignment(c, a);
-            }
+            if (fresh)
+                tell_newcomer(c, a);
         }
     } else if (coord_members_death(&c->members, &s.death)) {
         LOG(c, 1, "agent %s died (bdseq %llu)", s.death.agent, (unsigned long long)s.death.bdseq);
@@ -493,6 +499,7 @@ static void on_heartbeat(fleet_coordinator *c, const fleet_link_message *m, cons
         LOG(c, 2, "agent %s is back (heartbeats again, bdseq %llu)", h.agent,
             (unsigned long long)h.bdseq);
         reassign(c, "heartbeat");
+        tell_newcomer(c, coord_members_find(&c->members, h.agent));
     }
 }
 
@@ -777,6 +784,9 @@ void fleet_coordinator_destroy(fleet_coordinator *c)
     if (!c)
         return;
     if (c->link) {
+        /* No more deliveries (publishing still works): nothing arrives after the requests
+         * held are decided. */
+        fleet_link_close(c->link);
         pthread_mutex_lock(&c->state_lock);
         /* Every request held gets its decision, with what it has, before we go. */
         coord_stream_env env = stream_env(c);

@@ -156,6 +156,11 @@ size_t coord_assign(coord_members *m, const coord_family *f, uint32_t replicatio
 /* stream.c: requests in flight for one stream and their decisions. */
 typedef struct coord_pending coord_pending;
 
+typedef struct coord_decided {
+    char id[FLEET_TOPICS_MAX_ID + 1];
+    uint64_t serial; /* one per decision, so that an id used again is another entry */
+} coord_decided;
+
 typedef struct coord_stream {
     char name[FLEET_TOPICS_MAX_ID + 1];
     coord_pending *slots; /* open addressing, linear probing */
@@ -163,7 +168,8 @@ typedef struct coord_stream {
     size_t count;         /* occupied slots (pending and recently decided) */
     size_t pending;       /* of which not decided yet */
     size_t max_pending;
-    char (*decided)[FLEET_TOPICS_MAX_ID + 1]; /* ids in decision order: a ring of max_pending */
+    coord_decided *decided; /* in decision order: a ring of max_pending */
+    uint64_t decided_serial;
     char (*due)[FLEET_TOPICS_MAX_ID + 1];     /* max_pending ids a scan is about to settle */
     char refusal[FLEET_TOPICS_MAX_ERROR + 1]; /* why coord_stream_request last refused */
     size_t decided_head, decided_count;

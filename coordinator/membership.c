@@ -12,17 +12,26 @@ coord_agent *coord_members_find(coord_members *m, const char *id)
     return NULL;
 }
 
+/* Whether a should give its slot rather than b: dead by a death before dead for silence
+ * alone (that session may still be alive), then the one last seen earlier. */
+static bool evicts_before(const coord_agent *a, const coord_agent *b)
+{
+    if (a->silent != b->silent)
+        return !a->silent;
+    return a->last_seen_us < b->last_seen_us;
+}
+
 /* A slot for a new agent: a free one, else the one dead the longest (the table holds the
  * fleet, not its history). NULL when every agent in the table is alive. */
 static coord_agent *new_slot(coord_members *m)
 {
     if (m->count < COORD_MAX_AGENTS)
         return &m->agents[m->count++];
-    coord_agent *oldest = NULL;
+    coord_agent *victim = NULL;
     for (size_t i = 0; i < m->count; i++)
-        if (!m->agents[i].alive && (!oldest || m->agents[i].last_seen_us < oldest->last_seen_us))
-            oldest = &m->agents[i];
-    return oldest;
+        if (!m->agents[i].alive && (!victim || evicts_before(&m->agents[i], victim)))
+            victim = &m->agents[i];
+    return victim;
 }
 
 coord_birth_outcome coord_members_birth(coord_members *m, const fleet_msg_birth *b, double now_us)
@@ -34,9 +43,10 @@ coord_birth_outcome coord_members_birth(coord_members *m, const fleet_msg_birth 
         memset(a, 0, sizeof *a);
         snprintf(a->id, sizeof a->id, "%s", b->agent);
         a->ours = true; /* alone in the fleet until peers.c says otherwise */
-    } else if (b->bdseq < a->bdseq && a->alive) {
-        /* A replayed old birth. A dead agent's lower bdseq is a gateway that lost its state
-         * (reflashed) and counts from 1 again: it is let in. */
+    } else if (b->bdseq < a->bdseq && (a->alive || a->silent)) {
+        /* A replayed old birth (its session may live on when only silent). A dead agent's
+         * lower bdseq is a gateway that lost its state (reflashed) and counts from 1 again:
+         * it is let in. */
         return COORD_BIRTH_UNCHANGED;
     }
     bool changed = !a->alive || b->bdseq != a->bdseq || b->n_models != a->n_models ||
@@ -57,7 +67,10 @@ bool coord_members_death(coord_members *m, const fleet_msg_death *d)
 {
     coord_agent *a = coord_members_find(m, d->agent);
     /* A will from an older session must not kill the agent's newer one. */
-    if (!a || !a->alive || d->bdseq < a->bdseq)
+    if (!a || d->bdseq < a->bdseq)
+        return false;
+    a->silent = false; /* the session has ended: its late heartbeats revive nothing */
+    if (!a->alive)
         return false;
     a->alive = false;
     return true;

@@ -30,7 +30,8 @@ struct coord_pending {
     uint8_t *correlation; /* owned */
     size_t correlation_len;
     int reply_qos;
-    uint64_t requester; /* hash of response topic and correlation: who asked (kept decided) */
+    uint64_t requester;      /* hash of response topic and correlation: who asked (kept decided) */
+    uint64_t decided_serial; /* its entry in the ring of decided ids */
 };
 
 static uint64_t hash_bytes(uint64_t h, const uint8_t *bytes, size_t n)
@@ -207,21 +208,23 @@ static coord_pending *insert(coord_stream *s, const coord_stream_env *env, const
     return p;
 }
 
-/* Remembers a decided id; the oldest remembered one is forgotten when the ring is full. */
-static void remember_decided(coord_stream *s, const char *decided_id)
+/* Remembers decided p; the oldest remembered decision is forgotten when the ring is full. The
+ * ring names a decision by id and serial: the sweep may have forgotten that one already and
+ * the id may have come back since, as another decision the ring must leave alone. */
+static void remember_decided(coord_stream *s, coord_pending *p)
 {
-    char id[FLEET_TOPICS_MAX_ID + 1]; /* the erase below may move the slot it lives in */
-    snprintf(id, sizeof id, "%s", decided_id);
+    coord_decided entry = {.serial = ++s->decided_serial};
+    p->decided_serial = entry.serial;
+    snprintf(entry.id, sizeof entry.id, "%s", p->id); /* the erase below may move p */
     if (s->decided_count == s->max_pending) {
-        const char *old = s->decided[s->decided_head];
-        coord_pending *p = find(s, old, hash_id(old));
-        if (p && p->state == SLOT_DECIDED)
-            erase(s, p);
+        const coord_decided *old = &s->decided[s->decided_head];
+        coord_pending *q = find(s, old->id, hash_id(old->id));
+        if (q && q->state == SLOT_DECIDED && q->decided_serial == old->serial)
+            erase(s, q);
         s->decided_head = (s->decided_head + 1) % s->max_pending;
         s->decided_count--;
     }
-    size_t at = (s->decided_head + s->decided_count++) % s->max_pending;
-    snprintf(s->decided[at], sizeof s->decided[at], "%s", id);
+    s->decided[(s->decided_head + s->decided_count++) % s->max_pending] = entry;
 }
 
 /* A decision's request id, stream, coordinator and rule; everything else zero. */
@@ -309,7 +312,7 @@ static void settle(coord_stream *s, coord_pending *p, double now_us)
     free(p->correlation);
     p->response_topic = NULL;
     p->correlation = NULL;
-    remember_decided(s, p->id);
+    remember_decided(s, p);
 }
 
 static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *p, double now_us)
@@ -372,6 +375,7 @@ static bool refused(coord_stream *s, const coord_stream_env *env, coord_pending 
              "the tensor has %zu elements; the stream's models take %zu", elements,
              env->family->input_count);
     answer_error(s, env, p->id, arrival_us, reply);
+    p->has_request = true; /* answered: the same request again is a retransmission */
     p->deadline_us = arrival_us;
     settle(s, p, arrival_us);
     return true;
@@ -398,11 +402,15 @@ bool coord_stream_request(coord_stream *s, const coord_stream_env *env, const fl
     uint64_t h = hash_id(r->id), requester = hash_requester(reply);
     coord_pending *p = find(s, r->id, h);
     if (p && (p->state == SLOT_DECIDED || p->has_request)) {
-        if (p->requester == requester)
+        if (p->has_request && p->requester == requester)
             return true; /* a retransmission of a request already seen */
         env->stats->requests++;
-        snprintf(s->refusal, sizeof s->refusal,
-                 "request id '%.64s' is in use on this stream by another requester", r->id);
+        if (p->has_request)
+            snprintf(s->refusal, sizeof s->refusal,
+                     "request id '%.64s' is in use on this stream by another requester", r->id);
+        else /* abandoned: its results waited the stream's deadline for it */
+            snprintf(s->refusal, sizeof s->refusal,
+                     "request '%.64s' came after its variants' results were given up", r->id);
         answer_error(s, env, r->id, arrival_us, reply);
         return false;
     }
@@ -517,7 +525,7 @@ static void abandon(coord_stream *s, coord_pending *p, double now_us)
     p->forget_us = now_us + STREAM_LINGER_US;
     s->pending--;
     s->free_blocks[s->n_free++] = p->block;
-    remember_decided(s, p->id);
+    remember_decided(s, p);
 }
 
 /* Deciding can erase other slots (the ring of decided ids forgets its oldest), and an erase

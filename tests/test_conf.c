@@ -105,13 +105,16 @@ static void test_long_lines(void **state)
     (void)state;
     static char text[4096];
     sample_config c;
-    memset(text, '#', 1022); /* the longest line: 1022 characters and its newline */
-    strcpy(text + 1022, "\ncount = 3\n");
+    memset(text, '#', 1022); /* the longest line: 1022 characters and its ending */
+    strcpy(text + 1022, "\r\ncount = 3\n");
     assert_int_equal(read_text(text, &c, NULL), 0);
     assert_int_equal(c.count, 3);
-    memset(text, '#', 1023); /* at the end of the file it needs no newline */
-    text[1023] = '\0';
+    memset(text, '#', 1022); /* at the end of the file it needs no ending */
+    text[1022] = '\0';
     assert_int_equal(read_text(text, &c, NULL), 0);
+    memset(text, '#', 1023);
+    text[1023] = '\0';
+    assert_int_equal(read_text(text, &c, "sample.conf:1: line longer than 1022 characters"), -1);
     memset(text, '#', 1010);
     strcpy(text + 1010, " count = 9 and more\n");
     assert_int_equal(read_text(text, &c, "sample.conf:1: line longer than 1022 characters"), -1);

@@ -93,6 +93,23 @@ static void test_full_table_forgets_the_longest_dead(void **state)
     assert_non_null(coord_members_find(&m, "gw-7"));
     assert_true(coord_members_find(&m, "late")->alive);
     assert_int_equal(m.count, COORD_MAX_AGENTS);
+    /* An agent dead for silence alone (its session may live on) goes after one that died. */
+    for (int i = 0; i < COORD_MAX_AGENTS; i++) {
+        fleet_msg_heartbeat h = {.bdseq = 1};
+        snprintf(h.agent, sizeof h.agent, "%s", m.agents[i].id);
+        coord_members_heartbeat(&m, &h, i == 0 ? 2000 : 9000); /* m.agents[0] falls silent */
+    }
+    assert_true(coord_members_expire(&m, 5000, 2500));
+    assert_true(coord_members_death(&m, &(fleet_msg_death){.agent = "late", .bdseq = 1}));
+    fleet_msg_birth another = birth("another", 1, &f, 0);
+    char silent[FLEET_TOPICS_MAX_ID + 1];
+    snprintf(silent, sizeof silent, "%s", m.agents[0].id);
+    assert_int_equal(coord_members_birth(&m, &another, 9500), COORD_BIRTH_CHANGED);
+    assert_null(coord_members_find(&m, "gw-7")); /* dead the longest */
+    fleet_msg_birth third = birth("third", 1, &f, 0);
+    assert_int_equal(coord_members_birth(&m, &third, 9600), COORD_BIRTH_CHANGED);
+    assert_null(coord_members_find(&m, "late")); /* seen after the silent one, but dead */
+    assert_non_null(coord_members_find(&m, silent));
 }
 
 /* Two coordinators publishing at once can leave the agent following one assignment and the
@@ -158,6 +175,47 @@ static void test_heartbeat_timeout(void **state)
     assert_true(coord_members_death(&m, &d));
     assert_false(coord_members_heartbeat(&m, &h, 5.5e6));
     assert_int_equal(coord_members_live(&m), 0);
+    /* The same when the death (its will) comes after the silence was noticed. */
+    fleet_msg_birth b2 = birth("a", 2, &f, 0);
+    fleet_msg_heartbeat h2 = {.agent = "a", .bdseq = 2};
+    assert_int_equal(coord_members_birth(&m, &b2, 6e6), COORD_BIRTH_CHANGED);
+    assert_true(coord_members_expire(&m, 9.1e6, 3e6));
+    /* Silent, its session may live on: an old birth replayed now is still ignored. */
+    assert_int_equal(coord_members_birth(&m, &b, 9.2e6), COORD_BIRTH_UNCHANGED);
+    fleet_msg_death d2 = {.agent = "a", .bdseq = 2};
+    assert_false(coord_members_death(&m, &d2)); /* dead already */
+    assert_false(coord_members_heartbeat(&m, &h2, 9.3e6));
+    assert_int_equal(coord_members_live(&m), 0);
+}
+
+/* An agent another coordinator assigns keeps what that coordinator said while it is silent,
+ * so its return (same session, no new assignment coming) makes its variants count again. */
+static void test_silent_agent_of_another_keeps_its_assignment(void **state)
+{
+    (void)state;
+    coord_family f;
+    fake_family(&f, 2);
+    static coord_members m;
+    memset(&m, 0, sizeof m);
+    fleet_msg_birth b = birth("a", 1, &f, 0x3);
+    coord_members_birth(&m, &b, 0);
+    m.agents[0].ours = false;
+    fleet_msg_assignment as = {.agent = "a", .coordinator = "leader", .epoch = 5, .n_variants = 2};
+    for (uint32_t v = 0; v < 2; v++) {
+        as.variants[v].variant = v;
+        snprintf(as.variants[v].digest, sizeof as.variants[v].digest, "%s", f.variants[v].digest);
+    }
+    assert_true(coord_members_follow(&m, &f, &as, true));
+    assert_true(coord_members_serving(&m, &f, 1));
+    assert_true(coord_members_expire(&m, 4e6, 3e6));
+    assert_false(coord_members_serving(&m, &f, 1));
+    bool changed[COORD_MAX_AGENTS];
+    coord_assign(&m, &f, 1, changed); /* what a coordinator runs when an agent dies */
+    fleet_msg_heartbeat h = {.agent = "a", .bdseq = 1};
+    assert_true(coord_members_heartbeat(&m, &h, 4.5e6));
+    coord_assign(&m, &f, 1, changed);
+    assert_true(coord_members_serving(&m, &f, 0));
+    assert_true(coord_members_serving(&m, &f, 1));
 }
 
 static int owners(const coord_members *m, size_t v)
@@ -629,6 +687,36 @@ static void test_stream_ids_per_requester(void **state)
     coord_stream_free(&t.stream);
 }
 
+/* The ring of decided ids forgets by decision, not by id: an id the sweep forgot and a new
+ * request used again is not erased when the ring reaches the old entry. A request that comes
+ * after its results were given up is told so. */
+static void test_stream_ring_and_late_requests(void **state)
+{
+    (void)state;
+    static stream_fixture t;
+    stream_setup(&t, 1, 2, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x1);
+    fleet_msg_result r = result("a", 0, 2, 0.9f);
+    stream_request(&t, "a", 0, 1e6, &no_reply);
+    stream_result(&t, &r, 1);
+    coord_stream_sweep(&t.stream, &t.env, 4e6);   /* forgotten: 2 s past its deadline */
+    stream_request(&t, "a", 5e6, 6e6, &no_reply); /* the id, used again */
+    stream_result(&t, &r, 5e6 + 1);
+    assert_int_equal(delivered, 2);
+    r = result("b", 0, 2, 0.9f);
+    stream_request(&t, "b", 5e6 + 2, 6e6, &no_reply);
+    stream_result(&t, &r, 5e6 + 3); /* the ring (two entries) drops the first "a" */
+    assert_true(stream_request(&t, "a", 5e6 + 4, 6e6, &no_reply)); /* retransmitted */
+    assert_false(coord_stream_holds(&t.stream, "a"));
+    assert_int_equal(delivered, 3);
+    r = result("c", 0, 2, 0.9f);
+    stream_result(&t, &r, 7e6); /* results, and no request for 1 s */
+    coord_stream_sweep(&t.stream, &t.env, 8.1e6);
+    assert_false(stream_request(&t, "c", 8.2e6, 9e6, &no_reply));
+    assert_int_equal(delivered, 4);
+    assert_non_null(strstr(last.error, "came after its variants' results were given up"));
+    coord_stream_free(&t.stream);
+}
+
 /* A request waits for the variants that could answer when it came: one that comes back later
  * never saw it. */
 static void test_stream_waits_only_for_variants_it_could_have(void **state)
@@ -812,6 +900,8 @@ int main(void)
         cmocka_unit_test(test_stream_waits_only_for_variants_it_could_have),
         cmocka_unit_test(test_stream_scans_survive_shifting_slots),
         cmocka_unit_test(test_stream_decide_all),
+        cmocka_unit_test(test_stream_ring_and_late_requests),
+        cmocka_unit_test(test_silent_agent_of_another_keeps_its_assignment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -740,10 +740,10 @@ static void test_coordinator_survives_bad_input(void **state)
                                                 TEST_GARBAGE[i].bytes, TEST_GARBAGE[i].len, 1, 0,
                                                 NULL),
                              FLEET_LINK_OK);
-    /* Well-formed, about others: a ghost agent's heartbeat and agent-0's death (the last
+    /* Well-formed, about others: a ghost agent's heartbeat and agent-1's death (the last
      * bdseq there is), each on agent-4's own topics, and a result for no request. */
     fleet_msg_heartbeat h = {.agent = "ghost", .bdseq = 1};
-    fleet_msg_death forged = {.agent = "agent-0", .bdseq = UINT64_MAX};
+    fleet_msg_death forged = {.agent = "agent-1", .bdseq = UINT64_MAX};
     fleet_msg_result res = {.id = "never-sent", .stream = STREAM, .agent = "ghost", .k = 1};
     res.classes[0] = 3, res.probs[0] = 1.0f;
     uint8_t *buf = NULL;
@@ -829,8 +829,8 @@ static void test_coordinator_survives_bad_input(void **state)
                            refusals[i], n_garbage);
     assert_int_equal(log_lines_with("main", "refused: the tensor has 729 elements"), 1);
     assert_int_equal(log_lines_with("main", "names agent 'ghost': refused"), 1);
-    assert_int_equal(log_lines_with("main", "names agent 'agent-0': refused"), 1);
-    assert_int_equal(log_lines_with("main", "agent agent-0 died"), 0);
+    assert_int_equal(log_lines_with("main", "names agent 'agent-1': refused"), 1);
+    assert_int_equal(log_lines_with("main", "agent agent-1 died"), 0);
     assert_true(stop_fleet());
 }
 

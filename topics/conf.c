@@ -17,35 +17,40 @@ static char *trim(char *s)
     return s;
 }
 
-/* fgets that refuses a line longer than the buffer (fgets would cut it in two): 1 for a line,
- * 0 at the end of the file, -1 for a long line. */
-static int read_line(FILE *f, char *line, size_t size)
+#define CONF_LINE_MAX 1022 /* characters of a line, its line ending (LF or CRLF) aside */
+
+/* One line without its ending into line[CONF_LINE_MAX + 3]: 1, or 0 at the end of the file,
+ * or -1 for a line longer than CONF_LINE_MAX (fgets would have cut it in two). */
+static int read_line(FILE *f, char *line)
 {
-    if (!fgets(line, (int)size, f))
+    if (!fgets(line, CONF_LINE_MAX + 3, f))
         return 0;
-    if (strchr(line, '\n'))
-        return 1;
-    int next = getc(f);
-    if (next == EOF)
-        return 1;
-    ungetc(next, f);
-    return -1;
+    bool ended = strchr(line, '\n') != NULL;
+    if (!ended) {
+        int next = getc(f);
+        if (next != EOF) {
+            ungetc(next, f);
+            return -1;
+        }
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    return strlen(line) > CONF_LINE_MAX ? -1 : 1;
 }
 
 int fleet_conf_read(const char *path, fleet_conf_setter set, void *ctx, char *error,
                     size_t error_size)
 {
-    char line[1024], detail[256];
+    char line[CONF_LINE_MAX + 3], detail[256];
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(error, error_size, "%s: %s", path, strerror(errno));
         return -1;
     }
     int rc = 0, got;
-    for (int number = 1; rc == 0 && (got = read_line(f, line, sizeof line)) != 0; number++) {
+    for (int number = 1; rc == 0 && (got = read_line(f, line)) != 0; number++) {
         if (got < 0) {
-            snprintf(error, error_size, "%s:%d: line longer than %zu characters", path, number,
-                     sizeof line - 2);
+            snprintf(error, error_size, "%s:%d: line longer than %d characters", path, number,
+                     CONF_LINE_MAX);
             rc = -1;
             break;
         }
@@ -93,15 +98,14 @@ int fleet_conf_u32(uint32_t *dst, const char *value, uint32_t min, uint32_t max)
 
 int fleet_conf_secret_file(char *dst, size_t size, const char *path)
 {
-    char secret[1024];
+    char secret[CONF_LINE_MAX + 3];
     FILE *f = fopen(path, "r");
     if (!f)
         return -1;
-    int got = read_line(f, secret, sizeof secret);
+    int got = read_line(f, secret);
     fclose(f);
     if (got <= 0)
         return -1;
-    secret[strcspn(secret, "\r\n")] = '\0';
     /* An empty or cut secret would fail later as a refused login, far from its cause. */
     if (!secret[0])
         return -1;

@@ -88,8 +88,8 @@ typedef struct fleet_link fleet_link;
 fleet_link_status fleet_link_create(const fleet_link_options *options, fleet_link **out);
 
 /* Subscribes, waits for the broker's SUBACK (at most 5 s; a refusal, e.g. by the ACL, is
- * FLEET_LINK_EMQTT), and subscribes again after every reconnect, unless the broker refused it.
- * filter is copied; the same filter again takes no new place among the 32. */
+ * FLEET_LINK_EMQTT), and subscribes again after every reconnect. filter is copied; the same
+ * filter again takes no new place among the 32. */
 fleet_link_status fleet_link_subscribe(fleet_link *link, const char *filter, int qos);
 
 /* Queues a message for sending (Paho copies payload and properties). props may be NULL. */

@@ -61,10 +61,9 @@ struct fleet_link {
     char connect_error[128];
     uint64_t subscribes_sent, subscribes_done, subscribes_failed;
     /* Renewed after each reconnect. A filter is stored once and never freed before destroy
-     * (link_resubscribe reads it unlocked); one the broker refused is not renewed. */
+     * (link_resubscribe reads it unlocked). */
     char *filters[LINK_MAX_SUBSCRIPTIONS];
     int qos[LINK_MAX_SUBSCRIPTIONS];
-    bool refused[LINK_MAX_SUBSCRIPTIONS];
     size_t n_filters;
     fleet_link_stats stats;
     bool (*deliver)(void *ctx, fleet_link_message *message); /* fixed at create */
@@ -269,10 +268,9 @@ static void on_subscribe_failure(void *context, MQTTAsync_failureData5 *response
     pthread_mutex_unlock(&link->lock);
 }
 
-/* Sends a SUBSCRIBE for the filter stored at slot; with wait, waits for its SUBACK and marks
- * the slot refused when the broker refuses it. */
-static fleet_link_status link_subscribe_now(fleet_link *link, size_t slot, const char *filter,
-                                            int qos, bool wait)
+/* Sends a SUBSCRIBE; with wait, waits for its SUBACK. */
+static fleet_link_status link_subscribe_now(fleet_link *link, const char *filter, int qos,
+                                            bool wait)
 {
     MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
     opts.onSuccess5 = on_suback;
@@ -296,7 +294,6 @@ static fleet_link_status link_subscribe_now(fleet_link *link, size_t slot, const
         if (pthread_cond_timedwait(&link->arrived, &link->lock, &until) != 0)
             break;
     bool done = link->subscribes_done >= mine, refused = link->subscribes_failed > failed_before;
-    link->refused[slot] = done && refused; /* renewing it would be refused again */
     pthread_mutex_unlock(&link->lock);
     if (!done)
         return link_fail(FLEET_LINK_ETIMEOUT, "no SUBACK for '%s' within 5 s", filter);
@@ -315,11 +312,10 @@ static void link_resubscribe(fleet_link *link)
     pthread_mutex_unlock(&link->lock);
     for (size_t i = 0; due && i < n; i++) {
         pthread_mutex_lock(&link->lock);
-        const char *filter = link->refused[i] ? NULL : link->filters[i];
+        const char *filter = link->filters[i];
         int qos = link->qos[i];
         pthread_mutex_unlock(&link->lock);
-        if (filter)
-            link_subscribe_now(link, i, filter, qos, false);
+        link_subscribe_now(link, filter, qos, false);
     }
 }
 
@@ -425,16 +421,14 @@ fleet_link_status fleet_link_subscribe(fleet_link *link, const char *filter, int
         link->filters[link->n_filters++] = copy;
         copy = NULL;
     }
-    if (room) {
+    if (room)
         link->qos[at] = qos;
-        link->refused[at] = false;
-    }
     pthread_mutex_unlock(&link->lock);
     if (!room) {
         free(copy);
         return link_fail(FLEET_LINK_EINVAL, "more than %d subscriptions", LINK_MAX_SUBSCRIPTIONS);
     }
-    return link_subscribe_now(link, at, filter, qos, true);
+    return link_subscribe_now(link, filter, qos, true);
 }
 
 static int link_add_props(MQTTProperties *props, const fleet_link_props *p)
