@@ -192,6 +192,24 @@ void agent_tick_downloads(fleet_agent *a, double now_us)
             agent_download_tick(a, a->variants[i].download, now_us);
 }
 
+/* Whether coordinator id's state differs from what was last heard of it. */
+static bool coordinator_changed(fleet_agent *a, const char *id, bool online)
+{
+    size_t i = 0;
+    while (i < a->n_coordinators && strcmp(a->coordinators[i].id, id) != 0)
+        i++;
+    if (i == a->n_coordinators) {
+        if (i == AGENT_MAX_COORDINATORS)
+            return true;
+        snprintf(a->coordinators[i].id, sizeof a->coordinators[i].id, "%s", id);
+        a->n_coordinators++;
+    } else if (a->coordinators[i].online == online) {
+        return false;
+    }
+    a->coordinators[i].online = online;
+    return true;
+}
+
 void agent_on_coordinator(fleet_agent *a, const fleet_link_message *msg)
 {
     fleet_msg_coordinator_state s;
@@ -201,8 +219,9 @@ void agent_on_coordinator(fleet_agent *a, const fleet_link_message *msg)
         agent_count(a, &a->stats.bad_messages, 1);
         return;
     }
-    agent_log(a, s.online ? FLEET_LOG_INFO : FLEET_LOG_WARN, "coordinator %s is %s", s.coordinator,
-              s.online ? "online" : "offline");
+    if (coordinator_changed(a, s.coordinator, s.online)) /* they restate it every 5 s */
+        agent_log(a, s.online ? FLEET_LOG_INFO : FLEET_LOG_WARN, "coordinator %s is %s",
+                  s.coordinator, s.online ? "online" : "offline");
     for (size_t i = 0; s.online && i < a->n_variants; i++) /* it may serve models again */
         if (a->variants[i].download && agent_download_gave_up(a->variants[i].download))
             agent_download_restart(a, a->variants[i].download);

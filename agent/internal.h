@@ -29,7 +29,8 @@
 #define AGENT_MAX_CHUNKS 65536u              /* chunks of one model */
 #define AGENT_MAX_STREAMS 24                 /* request subscriptions kept over a lifetime */
 #define AGENT_MAX_OUTPUTS 4
-#define AGENT_PATH_MAX 640 /* <cache (511)>/<digest (64)>.suffix */
+#define AGENT_MAX_COORDINATORS 16 /* whose online state changes are logged (the rest: always) */
+#define AGENT_PATH_MAX 640        /* <cache (511)>/<digest (64)>.suffix */
 
 fleet_agent_status agent_fail(fleet_agent_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -170,6 +171,11 @@ struct fleet_agent {
     char topic_result[FLEET_TOPICS_MAX_TOPIC];
 
     /* main thread only */
+    struct {
+        char id[FLEET_TOPICS_MAX_ID + 1];
+        bool online;
+    } coordinators[AGENT_MAX_COORDINATORS]; /* as last heard, to log changes only */
+    size_t n_coordinators;
     char streams[AGENT_MAX_STREAMS][FLEET_TOPICS_MAX_ID + 1]; /* request subscriptions */
     size_t n_streams;
     uint64_t link_reconnects;

@@ -34,7 +34,8 @@ struct fleet_coordinator {
     bool closing; /* our offline state is out: its echo must not be taken for a stale will */
     uint64_t raw_inputs;
     double next_expire_us;
-    uint64_t reconnects; /* fleet_link's count when the online state was last published */
+    double next_state_us; /* our online state is restated then */
+    uint64_t reconnects;  /* fleet_link's count when the online state was last published */
     /* The timekeeper's messages wait here until it has let go of state_lock: Paho's receive
      * thread may be blocked on state_lock inside a Paho callback, holding Paho's own lock,
      * which fleet_link_publish would wait for (a deadlock). Timekeeper only. */
@@ -316,6 +317,9 @@ static void on_agent_state(fleet_coordinator *c, const fleet_link_message *m, co
     }
 }
 
+static void peers_changed(fleet_coordinator *c, const char *who, const char *how,
+                          const char *stream);
+
 /* Another coordinator's state: when the set of online coordinators changes, agents and
  * requests change hands (peers.c) and the variants are placed again over our agents. */
 static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message *m)
@@ -330,11 +334,20 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
         return;
     }
     coord_peers_change change = coord_peers_update(&c->peers, &s);
+    if (s.online)
+        coord_peers_heard(&c->peers, s.coordinator, m->received_us);
     if (change == COORD_PEERS_FULL)
         LOG(c, 0, "coordinator %s ignored: %d other coordinators known already", s.coordinator,
             COORD_MAX_PEERS);
-    if (change != COORD_PEERS_CHANGED)
-        return;
+    if (change == COORD_PEERS_CHANGED)
+        peers_changed(c, s.coordinator, s.online ? "online" : "offline", s.stream);
+}
+
+/* Agents and requests change hands after a coordinator came or went; the variants are placed
+ * again over our agents, and agents we took over hear from us. */
+static void peers_changed(fleet_coordinator *c, const char *who, const char *how,
+                          const char *stream)
+{
     bool was_ours[COORD_MAX_AGENTS];
     for (size_t i = 0; i < c->members.count; i++)
         was_ours[i] = c->members.agents[i].ours;
@@ -342,7 +355,7 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
     LOG(c, 2,
         "coordinator %s %s (stream '%s'): %zu online, this one %s stream '%s', %zu agent(s) "
         "change hands",
-        s.coordinator, s.online ? "online" : "offline", s.stream, c->peers.count + 1,
+        who, how, stream, c->peers.count + 1,
         coord_peers_leader(&c->peers) ? "leads" : "follows the leader of", c->cfg.stream, moved);
     if (moved == 0)
         return;
@@ -688,6 +701,7 @@ fleet_coordinator_status fleet_coordinator_create(const fleet_coordinator_config
         return st;
     }
     publish_state(c, true);
+    c->next_state_us = fleet_link_now_us() + COORD_STATE_REFRESH_US;
     LOG(c, 2, "serving stream '%s' with %zu variants (%s) at %s", c->cfg.stream, c->family.count,
         c->cfg.fusion ? "fusion" : fleet_ensemble_rule_name(c->cfg.rule), c->cfg.broker);
     *out = c;
@@ -714,10 +728,16 @@ static void housekeeping(fleet_coordinator *c, double now)
     restate_contested(c, now);
     fleet_link_stats ls;
     fleet_link_get_stats(c->link, &ls);
-    if (ls.reconnects != c->reconnects) { /* the broker has published our will meanwhile */
+    /* Restated after a reconnect (the broker has published our will meanwhile), and every
+     * few seconds, so that peers can tell a coordinator whose will never came. */
+    if (ls.reconnects != c->reconnects || now >= c->next_state_us) {
         c->reconnects = ls.reconnects;
+        c->next_state_us = now + COORD_STATE_REFRESH_US;
         publish_state(c, true);
     }
+    coord_peer gone;
+    while (coord_peers_expire_one(&c->peers, now, COORD_PEER_SILENCE_US, &gone))
+        peers_changed(c, gone.id, "silent for 16 s, taken as offline", gone.stream);
     if (now >= c->next_expire_us) {
         c->next_expire_us = now + 100e3; /* a silent agent is noticed within 100 ms */
         if (coord_members_expire(&c->members, now, c->cfg.heartbeat_timeout_ms * 1000.0))

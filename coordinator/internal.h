@@ -117,10 +117,13 @@ bool coord_members_contested(const coord_agent *a);
  * coord_peers_score(request id, member): coordinators that see the same peers agree without
  * talking, and a coordinator's coming or going moves only what it gains or loses. */
 #define COORD_MAX_PEERS 64
+#define COORD_STATE_REFRESH_US 5e6 /* every coordinator restates its online state this often */
+#define COORD_PEER_SILENCE_US 16e6 /* a peer not heard from for this long is taken as gone */
 
 typedef struct coord_peer {
     char id[FLEET_TOPICS_MAX_ID + 1];
     char stream[FLEET_TOPICS_MAX_ID + 1]; /* the stream it serves ("" when not announced) */
+    double heard_us;                      /* its latest online state arrived then */
 } coord_peer;
 
 typedef struct coord_peers {
@@ -144,6 +147,13 @@ bool coord_peers_leader_is(const coord_peers *p, const char *id);
 bool coord_peers_owns(const coord_peers *p, const char *agent);
 bool coord_peers_decides(const coord_peers *p, const char *request);
 coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinator_state *s);
+/* Notes that coordinator id's online state arrived at now_us. Coordinators restate theirs
+ * every COORD_STATE_REFRESH_US. */
+void coord_peers_heard(coord_peers *p, const char *id, double now_us);
+/* Removes one peer not heard from for longer than silence_us (its will may never come: it died
+ * while the broker was down, and the broker then crashed, keeping its retained online state);
+ * copies it into gone and returns true, or returns false when there is none. */
+bool coord_peers_expire_one(coord_peers *p, double now_us, double silence_us, coord_peer *gone);
 /* Sets every agent's `ours` (an agent that stops being ours forgets its variants); returns
  * how many changed. */
 size_t coord_peers_claim(const coord_peers *p, coord_members *m);

@@ -111,6 +111,24 @@ coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinato
     return COORD_PEERS_CHANGED;
 }
 
+void coord_peers_heard(coord_peers *p, const char *id, double now_us)
+{
+    coord_peer *peer = find(p, id);
+    if (peer)
+        peer->heard_us = now_us;
+}
+
+bool coord_peers_expire_one(coord_peers *p, double now_us, double silence_us, coord_peer *gone)
+{
+    for (size_t i = 0; i < p->count; i++)
+        if (now_us - p->peers[i].heard_us > silence_us) {
+            *gone = p->peers[i];
+            p->peers[i] = p->peers[--p->count];
+            return true;
+        }
+    return false;
+}
+
 size_t coord_peers_claim(const coord_peers *p, coord_members *m)
 {
     size_t changed = 0;

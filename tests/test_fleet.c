@@ -948,6 +948,59 @@ static void test_existing_topics_in_json_out(void **state)
     assert_true(stop_fleet());
 }
 
+static void publish_ghost_state(fleet_link *writer, bool present)
+{
+    fleet_msg_coordinator_state ghost = {
+        .coordinator = "a-ghost", .online = true, .time_ms = 1, .stream = STREAM};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (present)
+        assert_int_equal(fleet_msg_coordinator_state_encode(&ghost, &buf, &len), FLEET_TOPICS_OK);
+    /* An empty retained message removes the retained one. */
+    assert_int_equal(
+        fleet_link_publish(writer, PREFIX "/coordinator/a-ghost/state", buf, len, 1, 1, NULL),
+        FLEET_LINK_OK);
+    free(buf);
+}
+
+/* A coordinator whose will never came (it died while the broker was down, and the broker then
+ * crashed, keeping its retained online state) is taken as gone once it has not restated its
+ * state for 16 s. Here that state is written by hand for "a-ghost", whose smaller id would
+ * lead the stream forever and leave the real coordinator following nobody. */
+static void test_coordinator_without_will_is_forgotten(void **state)
+{
+    (void)state;
+    fleet_link *writer = open_link_as("coordinator", "ghost-writer");
+    publish_ghost_state(writer, true);
+    start_fleet("mean-softmax", NULL);
+    publish_ghost_state(writer, false);
+    fleet_link_destroy(writer);
+    /* The agents may serve at once (their models cached, the last test's assignments still
+     * retained), so the ghost's end is awaited in the log. */
+    double until = fleet_link_now_us() + 40e6 * patience();
+    while (log_lines_with("main", "coordinator a-ghost silent for 16 s") == 0 &&
+           fleet_link_now_us() < until) {
+        struct timespec pause = {0, 200000000};
+        nanosleep(&pause, NULL);
+    }
+    assert_int_equal(log_lines_with("main", "coordinator a-ghost online"), 1);
+    assert_int_equal(log_lines_with("main", "follows the leader of stream"), 1);
+    if (log_lines_with("main", "coordinator a-ghost silent for 16 s") != 1)
+        fail_with_logs("the ghost coordinator was never taken as offline");
+    wait_until_healthy();             /* now led by main */
+    for (size_t i = 0; i < 50; i++) { /* and the stream is served whole */
+        char id[32];
+        snprintf(id, sizeof id, "after-ghost-%zu", i);
+        send_image(i, id);
+        fleet_msg_decision d;
+        do
+            assert_true(next_decision(5000 * (int)patience(), &d));
+        while (strcmp(d.id, id) != 0);
+        assert_false(d.degraded);
+    }
+    assert_true(stop_fleet());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -959,6 +1012,7 @@ int main(void)
         cmocka_unit_test_teardown(test_coordinator_survives_bad_input, stop_fleet_after),
         cmocka_unit_test_teardown(test_third_party_client_gets_decision, stop_fleet_after),
         cmocka_unit_test_teardown(test_existing_topics_in_json_out, stop_fleet_after),
+        cmocka_unit_test_teardown(test_coordinator_without_will_is_forgotten, stop_fleet_after),
     };
     if (getenv("FLEET_TEST_FILTER")) /* e.g. "*coordinators*": one test while debugging */
         cmocka_set_test_filter(getenv("FLEET_TEST_FILTER"));
