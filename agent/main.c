@@ -43,18 +43,6 @@ static const char usage[] =
     "SIGINT/SIGTERM: finish the request in flight, publish the death, disconnect, exit 0.\n"
     "Exit status: 0 clean stop, 1 start-up failure, 2 usage or configuration error.\n";
 
-static void install_handlers(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sa.sa_handler = SIG_IGN; /* a broken connection is fleet_link's business, not a signal */
-    sigaction(SIGPIPE, &sa, NULL);
-}
-
 int main(int argc, char **argv)
 {
     static const char *const keys[] = {"id",       "broker", "user",    "password", "password_file",
@@ -70,7 +58,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "fleet-agent: an id is required (--id or `id =` in the config)\n");
         return 2;
     }
-    install_handlers(); /* before connecting: a SIGTERM during start-up still stops cleanly */
+    fleet_conf_catch_signals(on_signal); /* before connecting: a SIGTERM then still stops cleanly */
     fleet_agent *a = NULL;
     if (fleet_agent_create(&cfg, &a) != FLEET_AGENT_OK) {
         fprintf(stderr, "fleet-agent: cannot start: %s\n", fleet_agent_last_error());

@@ -31,7 +31,6 @@ struct fleet_coordinator {
     uint64_t epoch;
     uint32_t serving; /* variants a live agent has loaded: kept current on membership events */
     volatile sig_atomic_t stopping;
-    bool closing; /* our offline state is out: its echo must not be taken for a stale will */
     uint64_t raw_inputs;
     double next_expire_us;
     double next_state_us; /* our online state is restated then */
@@ -328,14 +327,13 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
     if (!decoded(c, m, "coordinator state", 1,
                  fleet_msg_coordinator_state_decode(m->payload, m->len, &s)))
         return;
+    /* Our will, from a lost session or an earlier run (our own offline state on stop is sent
+     * after the link stopped delivering, so it never comes back here). */
     if (strcmp(s.coordinator, c->cfg.id) == 0 && !s.online) {
-        if (!c->closing)
-            publish_state(c, true); /* our will, from a lost session or an earlier run */
+        publish_state(c, true);
         return;
     }
-    coord_peers_change change = coord_peers_update(&c->peers, &s);
-    if (s.online)
-        coord_peers_heard(&c->peers, s.coordinator, m->received_us);
+    coord_peers_change change = coord_peers_update(&c->peers, &s, m->received_us);
     if (change == COORD_PEERS_FULL)
         LOG(c, 0, "coordinator %s ignored: %d other coordinators known already", s.coordinator,
             COORD_MAX_PEERS);
@@ -813,7 +811,6 @@ void fleet_coordinator_destroy(fleet_coordinator *c)
         c->deferring = true;
         coord_stream_decide_all(&c->stream, &env, fleet_link_now_us());
         c->deferring = false;
-        c->closing = true;
         pthread_mutex_unlock(&c->state_lock);
         flush_outbox(c);
         publish_state(c, false);

@@ -146,10 +146,10 @@ bool coord_peers_leader_is(const coord_peers *p, const char *id);
 /* Whether self assigns the agent; whether self decides the request of its stream. */
 bool coord_peers_owns(const coord_peers *p, const char *agent);
 bool coord_peers_decides(const coord_peers *p, const char *request);
-coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinator_state *s);
-/* Notes that coordinator id's online state arrived at now_us. Coordinators restate theirs
- * every COORD_STATE_REFRESH_US. */
-void coord_peers_heard(coord_peers *p, const char *id, double now_us);
+/* A coordinator's state, arrived at now_us (coordinators restate theirs every
+ * COORD_STATE_REFRESH_US, which keeps them from expiring). */
+coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinator_state *s,
+                                      double now_us);
 /* Removes one peer not heard from for longer than silence_us (its will may never come: it died
  * while the broker was down, and the broker then crashed, keeping its retained online state);
  * copies it into gone and returns true, or returns false when there is none. */

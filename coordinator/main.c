@@ -17,18 +17,6 @@ static void on_signal(int sig)
         fleet_coordinator_stop(running);
 }
 
-static void install_handlers(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sa.sa_handler = SIG_IGN; /* a broken connection is fleet_link's business, not a signal */
-    sigaction(SIGPIPE, &sa, NULL);
-}
-
 static const char usage[] =
     "usage: fleet-coordinator [--config FILE] [--KEY VALUE]...\n"
     "\n"
@@ -85,7 +73,7 @@ int main(int argc, char **argv)
                             sizeof keys / sizeof keys[0], fleet_coordinator_config_setter, &cfg);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
-    install_handlers(); /* before connecting: a SIGTERM during start-up still stops cleanly */
+    fleet_conf_catch_signals(on_signal); /* before connecting: a SIGTERM then still stops cleanly */
     fleet_coordinator *c = NULL;
     if (fleet_coordinator_create(&cfg, &c) != FLEET_COORDINATOR_OK) {
         fprintf(stderr, "fleet-coordinator: %s\n", fleet_coordinator_last_error());

@@ -87,7 +87,8 @@ static coord_peer *find(coord_peers *p, const char *id)
     return NULL;
 }
 
-coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinator_state *s)
+coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinator_state *s,
+                                      double now_us)
 {
     if (strcmp(s->coordinator, p->self) == 0)
         return COORD_PEERS_SAME; /* our own state, or the will of our previous run */
@@ -101,6 +102,7 @@ coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinato
     if (known) {
         bool moved = strcmp(known->stream, s->stream) != 0; /* restarted on another stream */
         snprintf(known->stream, sizeof known->stream, "%s", s->stream);
+        known->heard_us = now_us;
         return moved ? COORD_PEERS_CHANGED : COORD_PEERS_SAME;
     }
     if (p->count == COORD_MAX_PEERS)
@@ -108,14 +110,8 @@ coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinato
     coord_peer *n = &p->peers[p->count++];
     snprintf(n->id, sizeof n->id, "%s", s->coordinator);
     snprintf(n->stream, sizeof n->stream, "%s", s->stream);
+    n->heard_us = now_us;
     return COORD_PEERS_CHANGED;
-}
-
-void coord_peers_heard(coord_peers *p, const char *id, double now_us)
-{
-    coord_peer *peer = find(p, id);
-    if (peer)
-        peer->heard_us = now_us;
 }
 
 bool coord_peers_expire_one(coord_peers *p, double now_us, double silence_us, coord_peer *gone)

@@ -228,11 +228,11 @@ static void remember_decided(coord_stream *s, coord_pending *p)
 }
 
 /* A decision's request id, stream, coordinator and rule; everything else zero. */
-static void fill_names(const coord_stream *s, const coord_stream_env *env, const coord_pending *p,
+static void fill_names(const coord_stream *s, const coord_stream_env *env, const char *id,
                        fleet_msg_decision *out)
 {
     memset(out, 0, sizeof *out);
-    snprintf(out->id, sizeof out->id, "%s", p->id);
+    snprintf(out->id, sizeof out->id, "%s", id);
     snprintf(out->stream, sizeof out->stream, "%s", s->name);
     snprintf(out->coordinator, sizeof out->coordinator, "%s", env->coordinator_id);
     snprintf(out->rule, sizeof out->rule, "%s",
@@ -244,7 +244,7 @@ static void fill_decision(const coord_stream *s, const coord_stream_env *env,
                           const float *combined, double now_us, double aggregate_us,
                           fleet_msg_decision *out)
 {
-    fill_names(s, env, p, out);
+    fill_names(s, env, p->id, out);
     out->cls = d->cls;
     out->confidence = d->confidence;
     fleet_ensemble_score top[5];
@@ -335,18 +335,13 @@ static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *
     settle(s, p, now_us);
 }
 
-/* Answers a request at once with s->refusal as its error and no class. */
+/* Answers a request at once with why as its error and no class. */
 static void answer_error(coord_stream *s, const coord_stream_env *env, const char *id,
-                         double arrival_us, const coord_reply *reply)
+                         double arrival_us, const coord_reply *reply, const char *why)
 {
     fleet_msg_decision msg;
-    memset(&msg, 0, sizeof msg);
-    snprintf(msg.id, sizeof msg.id, "%s", id);
-    snprintf(msg.stream, sizeof msg.stream, "%s", s->name);
-    snprintf(msg.coordinator, sizeof msg.coordinator, "%s", env->coordinator_id);
-    snprintf(msg.rule, sizeof msg.rule, "%s",
-             s->fusion ? "fusion" : fleet_ensemble_rule_name(env->rule));
-    snprintf(msg.error, sizeof msg.error, "%s", s->refusal);
+    fill_names(s, env, id, &msg);
+    snprintf(msg.error, sizeof msg.error, "%s", why);
     msg.cls = -1;
     msg.degraded = true;
     msg.total_us = micros(fleet_link_now_us() - arrival_us);
@@ -358,8 +353,7 @@ void coord_stream_refuse(coord_stream *s, const coord_stream_env *env, const cha
                          double arrival_us, const coord_reply *reply, const char *why)
 {
     env->stats->requests++;
-    snprintf(s->refusal, sizeof s->refusal, "%s", why);
-    answer_error(s, env, id, arrival_us, reply);
+    answer_error(s, env, id, arrival_us, reply, why);
 }
 
 /* A request no variant can run (its tensor is not the models' input size) is answered at once
@@ -374,7 +368,7 @@ static bool refused(coord_stream *s, const coord_stream_env *env, coord_pending 
     snprintf(s->refusal, sizeof s->refusal,
              "the tensor has %zu elements; the stream's models take %zu", elements,
              env->family->input_count);
-    answer_error(s, env, p->id, arrival_us, reply);
+    answer_error(s, env, p->id, arrival_us, reply, s->refusal);
     p->has_request = true; /* answered: the same request again is a retransmission */
     p->deadline_us = arrival_us;
     settle(s, p, arrival_us);
@@ -411,7 +405,7 @@ bool coord_stream_request(coord_stream *s, const coord_stream_env *env, const fl
         else /* abandoned: its results waited the stream's deadline for it */
             snprintf(s->refusal, sizeof s->refusal,
                      "request '%.64s' came after its variants' results were given up", r->id);
-        answer_error(s, env, r->id, arrival_us, reply);
+        answer_error(s, env, r->id, arrival_us, reply, s->refusal);
         return false;
     }
     if (!p)
@@ -518,16 +512,6 @@ void coord_stream_result(coord_stream *s, const coord_stream_env *env, const fle
     maybe_decide(s, env, p, now_us);
 }
 
-/* Results for a request that never came: nothing to answer, the id is remembered. */
-static void abandon(coord_stream *s, coord_pending *p, double now_us)
-{
-    p->state = SLOT_DECIDED;
-    p->forget_us = now_us + STREAM_LINGER_US;
-    s->pending--;
-    s->free_blocks[s->n_free++] = p->block;
-    remember_decided(s, p);
-}
-
 /* Deciding can erase other slots (the ring of decided ids forgets its oldest), and an erase
  * shifts slots backwards under a running scan, which would then step over one. So scans note
  * the ids in s->due first and settle them afterwards, each found again by its id. */
@@ -539,8 +523,8 @@ static void settle_due(coord_stream *s, const coord_stream_env *env, size_t n, d
             continue;
         if (p->has_request)
             decide(s, env, p, now_us);
-        else
-            abandon(s, p, now_us);
+        else /* results for a request that never came: nothing to answer */
+            settle(s, p, now_us);
     }
 }
 

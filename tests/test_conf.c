@@ -7,6 +7,7 @@
 
 #include "fleet_conf.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,29 @@ static void test_command_line(void **state)
     assert_int_equal(run_cli(&c, 2, bad_file), 2);
 }
 
+static volatile sig_atomic_t stops;
+
+static void count_stop(int sig)
+{
+    (void)sig;
+    stops++;
+}
+
+/* SIGINT and SIGTERM reach the daemon's stop; SIGPIPE (a peer gone mid-write) is ignored
+ * instead of ending the process. */
+static void test_signals(void **state)
+{
+    (void)state;
+    fleet_conf_catch_signals(count_stop);
+    raise(SIGTERM);
+    raise(SIGINT);
+    raise(SIGPIPE);
+    assert_int_equal(stops, 2);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+}
+
 static int make_dir(void **state)
 {
     (void)state;
@@ -230,7 +254,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_syntax),  cmocka_unit_test(test_long_lines),
         cmocka_unit_test(test_values),       cmocka_unit_test(test_secret_files),
-        cmocka_unit_test(test_command_line),
+        cmocka_unit_test(test_command_line), cmocka_unit_test(test_signals),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

@@ -275,8 +275,31 @@ static void view(coord_peers *p, size_t self, const char *const *ids, const char
         fleet_msg_coordinator_state s = {.online = true};
         snprintf(s.coordinator, sizeof s.coordinator, "%s", ids[i]);
         snprintf(s.stream, sizeof s.stream, "%s", streams[i]);
-        coord_peers_update(p, &s);
+        coord_peers_update(p, &s, 0);
     }
+}
+
+/* A peer that has not restated its online state for the silence limit is taken as gone (its
+ * will may never come); one that restates it stays, and coming back makes it a peer again. */
+static void test_peers_forget_the_silent(void **state)
+{
+    (void)state;
+    static const char *const ids[] = {"a", "b", "c"};
+    static const char *const streams[] = {"s", "s", "t"};
+    coord_peers p;
+    view(&p, 1, ids, streams, 3); /* heard at 0 */
+    fleet_msg_coordinator_state c = {.coordinator = "c", .online = true, .stream = "t"};
+    assert_int_equal(coord_peers_update(&p, &c, 10e6), COORD_PEERS_SAME); /* c restates */
+    coord_peer gone;
+    assert_false(coord_peers_expire_one(&p, 16e6, COORD_PEER_SILENCE_US, &gone));
+    assert_true(coord_peers_expire_one(&p, 16.1e6, COORD_PEER_SILENCE_US, &gone));
+    assert_string_equal(gone.id, "a");
+    assert_string_equal(gone.stream, "s");
+    assert_false(coord_peers_expire_one(&p, 16.1e6, COORD_PEER_SILENCE_US, &gone));
+    assert_true(coord_peers_leader(&p)); /* b leads stream s now */
+    fleet_msg_coordinator_state a = {.coordinator = "a", .online = true, .stream = "s"};
+    assert_int_equal(coord_peers_update(&p, &a, 17e6), COORD_PEERS_CHANGED);
+    assert_false(coord_peers_leader(&p));
 }
 
 /* Coordinators sharing a fleet agree on every agent's owner without talking, share the agents
@@ -309,9 +332,9 @@ static void test_peers_split_agents(void **state)
 
     /* "east" goes offline (its will): only its agents move, to the two left. */
     fleet_msg_coordinator_state gone = {.coordinator = "east", .online = false};
-    assert_int_equal(coord_peers_update(&views[0], &gone), COORD_PEERS_CHANGED);
-    assert_int_equal(coord_peers_update(&views[0], &gone), COORD_PEERS_SAME);
-    assert_int_equal(coord_peers_update(&views[1], &gone), COORD_PEERS_CHANGED);
+    assert_int_equal(coord_peers_update(&views[0], &gone, 0), COORD_PEERS_CHANGED);
+    assert_int_equal(coord_peers_update(&views[0], &gone, 0), COORD_PEERS_SAME);
+    assert_int_equal(coord_peers_update(&views[1], &gone, 0), COORD_PEERS_CHANGED);
     for (int i = 0; i < N; i++) {
         char agent[16];
         snprintf(agent, sizeof agent, "gw-%d", i);
@@ -321,7 +344,7 @@ static void test_peers_split_agents(void **state)
             assert_int_equal(north ? 0 : 1, owner_of[i]);
     }
     fleet_msg_coordinator_state self = {.coordinator = "north", .online = false};
-    assert_int_equal(coord_peers_update(&views[0], &self), COORD_PEERS_SAME); /* an old will */
+    assert_int_equal(coord_peers_update(&views[0], &self, 0), COORD_PEERS_SAME); /* an old will */
 
     /* Placement uses only the agents a coordinator owns. */
     coord_family f;
@@ -354,7 +377,7 @@ static void test_peers_split_agents(void **state)
     for (int i = 0; i <= COORD_MAX_PEERS; i++) {
         fleet_msg_coordinator_state s = {.online = true};
         snprintf(s.coordinator, sizeof s.coordinator, "c%d", i);
-        assert_int_equal(coord_peers_update(&full, &s),
+        assert_int_equal(coord_peers_update(&full, &s, 0),
                          i < COORD_MAX_PEERS ? COORD_PEERS_CHANGED : COORD_PEERS_FULL);
     }
 }
@@ -425,7 +448,7 @@ static void test_peers_stream_group(void **state)
     /* The leader goes: the follower leads and owns gw-10 (gw-1 goes to c, the other stream's
      * leader), keeping what a placed on it: nothing moves. */
     fleet_msg_coordinator_state gone = {.coordinator = "a", .online = false};
-    assert_int_equal(coord_peers_update(&vb, &gone), COORD_PEERS_CHANGED);
+    assert_int_equal(coord_peers_update(&vb, &gone, 0), COORD_PEERS_CHANGED);
     assert_true(coord_peers_leader(&vb));
     assert_int_equal(coord_peers_claim(&vb, &m), 1);
     assert_true(m.agents[0].ours);
@@ -537,44 +560,38 @@ static void test_stream_refuses_misfit_tensors(void **state)
     static stream_fixture t;
     stream_setup(&t, 2, 8, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x3);
     t.family.input_count = 4;
-    coord_stream *s = &t.stream;
-    coord_stream_env env = t.env;
-    fleet_coordinator_stats *stats = &t.stats;
-    fleet_msg_request req = t.req;
-    snprintf(req.id, sizeof req.id, "bad");
     static const uint8_t pixels[3] = {1, 2, 3};
-    req.tensor = (fleet_tensor){
+    t.req.tensor = (fleet_tensor){
         .dtype = FLEET_DTYPE_U8, .scale = 1.0f, .shape = {3}, .rank = 1, .data = pixels, .size = 3};
     fleet_msg_result early = result("bad", 0, 3, 0.9f);
-    coord_stream_result(s, &env, &early, 0, 1e6);
-    assert_false(coord_stream_request(s, &env, &req, 1, 1e6, &no_reply));
+    stream_result(&t, &early, 0);
+    assert_false(stream_request(&t, "bad", 1, 1e6, &no_reply));
     assert_int_equal(delivered, 1);
     assert_int_equal(last.cls, -1);
     assert_true(last.degraded);
     assert_string_equal(last.error, "the tensor has 3 elements; the stream's models take 4");
     assert_string_equal(last.id, "bad");
-    coord_stream_request(s, &env, &req, 2, 1e6, &no_reply); /* a retransmission */
+    stream_request(&t, "bad", 2, 1e6, &no_reply); /* a retransmission */
     fleet_msg_result late = result("bad", 1, 3, 0.9f);
-    coord_stream_result(s, &env, &late, 3, 1e6);
+    stream_result(&t, &late, 3);
     assert_int_equal(delivered, 1);
-    assert_int_equal(stats->refused, 1);
-    assert_int_equal(stats->requests, 1);
-    assert_int_equal(stats->late_results, 1);
-    coord_stream_sweep(s, &env, 2e6); /* nothing pending is left to decide */
+    assert_int_equal(t.stats.refused, 1);
+    assert_int_equal(t.stats.requests, 1);
+    assert_int_equal(t.stats.late_results, 1);
+    coord_stream_sweep(&t.stream, &t.env, 2e6); /* nothing pending is left to decide */
     assert_int_equal(delivered, 1);
 
     static const float fits[4] = {0};
-    snprintf(req.id, sizeof req.id, "good");
-    req.tensor = (fleet_tensor){.dtype = FLEET_DTYPE_F32,
-                                .scale = 1.0f,
-                                .shape = {1, 4},
-                                .rank = 2,
-                                .data = (const uint8_t *)fits,
-                                .size = sizeof fits};
-    assert_true(coord_stream_request(s, &env, &req, 4, 1e6, &no_reply));
+    t.req.tensor = (fleet_tensor){.dtype = FLEET_DTYPE_F32,
+                                  .scale = 1.0f,
+                                  .shape = {1, 4},
+                                  .rank = 2,
+                                  .data = (const uint8_t *)fits,
+                                  .size = sizeof fits};
+    assert_true(stream_request(&t, "good", 4, 1e6, &no_reply));
     assert_int_equal(delivered, 1); /* waits for its variants */
-    assert_int_equal(stats->refused, 1);
-    coord_stream_free(s);
+    assert_int_equal(t.stats.refused, 1);
+    coord_stream_free(&t.stream);
 }
 
 static void test_stream_deadline_degrades_and_bounds_memory(void **state)
@@ -890,6 +907,7 @@ int main(void)
         cmocka_unit_test(test_contested_by_followed_or_retained),
         cmocka_unit_test(test_assignment_covers_moves_little_and_fails_over),
         cmocka_unit_test(test_peers_split_agents),
+        cmocka_unit_test(test_peers_forget_the_silent),
         cmocka_unit_test(test_peers_stream_group),
         cmocka_unit_test(test_stream_decides_dedups_and_ignores_late),
         cmocka_unit_test(test_stream_refuses_misfit_tensors),

@@ -265,7 +265,19 @@ static void wait_until_healthy_on(const char *stream)
     fail_with_logs("stream %s never became healthy", stream);
 }
 
-static fleet_link *open_link_as(const char *user, const char *client_id);
+/* A connection to the fleet's broker as one of its users (broker-config/fleet.acl). */
+static fleet_link *open_link_as(const char *user, const char *client_id)
+{
+    fleet_link_options o;
+    fleet_link_options_init(&o);
+    o.url = fx.broker.url;
+    o.client_id = client_id;
+    o.username = user;
+    o.password = FLEETCTL_BROKER_SECRET;
+    fleet_link *link = NULL;
+    assert_int_equal(fleet_link_create(&o, &link), FLEET_LINK_OK);
+    return link;
+}
 
 /* Until every agent's latest birth lists a loaded model: placement has settled. A healthy
  * decision alone can come while three agents hold the four variants, and the fourth agent's
@@ -530,20 +542,6 @@ static void test_kill_agent_every_request_answered(void **state)
     assert_int_equal(degraded_late, 0);
     print_message("kill -9: %zu of %d decisions degraded during failover\n", degraded, count);
     assert_true(stop_fleet());
-}
-
-/* A connection to the fleet's broker as one of its users (broker-config/fleet.acl). */
-static fleet_link *open_link_as(const char *user, const char *client_id)
-{
-    fleet_link_options o;
-    fleet_link_options_init(&o);
-    o.url = fx.broker.url;
-    o.client_id = client_id;
-    o.username = user;
-    o.password = FLEETCTL_BROKER_SECRET;
-    fleet_link *link = NULL;
-    assert_int_equal(fleet_link_create(&o, &link), FLEET_LINK_OK);
-    return link;
 }
 
 /* Which coordinator each agent's retained assignment names, read by a fresh subscriber;

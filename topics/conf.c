@@ -1,7 +1,8 @@
-/* conf.c: `key = value` configuration files shared by the fleet daemons. */
+/* conf.c: the fleet daemons' configuration files, command lines and signals. */
 #include "fleet_conf.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,4 +191,16 @@ int fleet_conf_apply(const fleet_conf_key *keys, size_t n_keys, void *config, co
         }
     }
     return 1;
+}
+
+void fleet_conf_catch_signals(void (*on_stop)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
 }

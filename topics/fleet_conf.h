@@ -1,4 +1,4 @@
-/* fleet_conf.h: the daemons' `key = value` configuration files. */
+/* fleet_conf.h: the daemons' `key = value` configuration, command lines and signals. */
 #ifndef FLEET_CONF_H
 #define FLEET_CONF_H
 
@@ -19,6 +19,10 @@ int fleet_conf_read(const char *path, fleet_conf_setter set, void *ctx, char *er
  * stderr. Returns 0 to go on, 1 after --help, 2 on a usage error. */
 int fleet_conf_cli(int argc, char **argv, const char *program, const char *usage,
                    const char *const *keys, size_t n_keys, fleet_conf_setter set, void *ctx);
+
+/* A daemon's signals: SIGINT and SIGTERM call on_stop (which must be async-signal-safe);
+ * SIGPIPE is ignored (a broken connection is fleet_link's business, not a signal). */
+void fleet_conf_catch_signals(void (*on_stop)(int));
 
 /* A configuration key described as data: where in the config struct it lands and how. */
 typedef enum fleet_conf_type {

@@ -406,28 +406,22 @@ fleet_link_status fleet_link_subscribe(fleet_link *link, const char *filter, int
 {
     if (!link || !filter || qos < 0 || qos > 2)
         return link_fail(FLEET_LINK_EINVAL, "bad subscription");
-    char *copy = link_copy(filter, strlen(filter));
-    if (!copy)
-        return link_fail(FLEET_LINK_ENOMEM, "out of memory");
     pthread_mutex_lock(&link->lock);
-    size_t at = 0;
+    size_t at = 0; /* the same filter again takes its old place */
     while (at < link->n_filters && strcmp(link->filters[at], filter) != 0)
         at++;
-    bool room = at < LINK_MAX_SUBSCRIPTIONS;
-    if (at < link->n_filters) { /* the same filter again: one entry */
-        free(copy);
-        copy = NULL;
-    } else if (room) {
-        link->filters[link->n_filters++] = copy;
-        copy = NULL;
+    bool stored = at < link->n_filters, room = at < LINK_MAX_SUBSCRIPTIONS;
+    if (!stored && room && (link->filters[at] = link_copy(filter, strlen(filter)))) {
+        link->n_filters++;
+        stored = true;
     }
-    if (room)
+    if (stored)
         link->qos[at] = qos;
     pthread_mutex_unlock(&link->lock);
-    if (!room) {
-        free(copy);
+    if (!room)
         return link_fail(FLEET_LINK_EINVAL, "more than %d subscriptions", LINK_MAX_SUBSCRIPTIONS);
-    }
+    if (!stored)
+        return link_fail(FLEET_LINK_ENOMEM, "out of memory");
     return link_subscribe_now(link, filter, qos, true);
 }
 
