@@ -65,7 +65,7 @@ static fleet_agent_status build_topics(fleet_agent *a)
         fleet_topic_build(p, FLEET_TOPIC_AGENT_ASSIGNMENT, id, a->topic_assignment,
                           sizeof a->topic_assignment) ||
         fleet_topic_build(p, FLEET_TOPIC_AGENT_CHUNK, id, a->topic_chunk, sizeof a->topic_chunk) ||
-        fleet_topic_build(p, FLEET_TOPIC_MODEL_GET, NULL, a->topic_get, sizeof a->topic_get) ||
+        fleet_topic_build(p, FLEET_TOPIC_AGENT_MODEL_GET, id, a->topic_get, sizeof a->topic_get) ||
         fleet_topic_build(p, FLEET_TOPIC_COORDINATOR_STATE, "+", a->topic_coordinators,
                           sizeof a->topic_coordinators))
         return agent_fail(FLEET_AGENT_EINVAL, "bad id '%s' or prefix '%s': %s", id, p,
@@ -154,16 +154,15 @@ static bool any_ready(const fleet_agent *a)
 
 static void dispatch(fleet_agent *a, fleet_link_message *m)
 {
-    fleet_topic_kind kind;
-    char id[FLEET_TOPICS_MAX_ID + 1] = "";
-    if (fleet_topic_parse(a->cfg.prefix, m->topic, &kind, id) != FLEET_TOPICS_OK)
-        kind = FLEET_TOPIC_STREAM_DECISION; /* nothing the agent listens to */
-    bool mine = strcmp(id, a->cfg.id) == 0;
-    if (kind == FLEET_TOPIC_AGENT_ASSIGNMENT && mine)
+    fleet_topic_ref t;
+    if (fleet_topic_parse(a->cfg.prefix, m->topic, &t) != FLEET_TOPICS_OK)
+        t = (fleet_topic_ref){.kind = FLEET_TOPIC_STREAM_DECISION}; /* nothing we listen to */
+    bool mine = strcmp(t.id, a->cfg.id) == 0;
+    if (t.kind == FLEET_TOPIC_AGENT_ASSIGNMENT && mine)
         agent_on_assignment(a, m);
-    else if (kind == FLEET_TOPIC_AGENT_CHUNK && mine)
+    else if (t.kind == FLEET_TOPIC_AGENT_CHUNK && mine)
         agent_on_chunk(a, m);
-    else if (kind == FLEET_TOPIC_COORDINATOR_STATE)
+    else if (t.kind == FLEET_TOPIC_COORDINATOR_STATE)
         agent_on_coordinator(a, m);
     fleet_link_message_free(m);
 }
@@ -173,12 +172,11 @@ static void dispatch(fleet_agent *a, fleet_link_message *m)
 static bool deliver_message(void *ctx, fleet_link_message *m)
 {
     fleet_agent *a = ctx;
-    fleet_topic_kind kind;
-    char stream[FLEET_TOPICS_MAX_ID + 1];
-    if (fleet_topic_parse(a->cfg.prefix, m->topic, &kind, stream) != FLEET_TOPICS_OK ||
-        kind != FLEET_TOPIC_STREAM_REQUEST)
+    fleet_topic_ref t;
+    if (fleet_topic_parse(a->cfg.prefix, m->topic, &t) != FLEET_TOPICS_OK ||
+        t.kind != FLEET_TOPIC_STREAM_REQUEST)
         return false;
-    agent_queue_offer(a, stream, m);
+    agent_queue_offer(a, t.id, m);
     return true;
 }
 

@@ -135,8 +135,8 @@ void agent_on_assignment(fleet_agent *a, const fleet_link_message *msg)
     char result_topic[FLEET_TOPICS_MAX_TOPIC];
     const char *bad = NULL;
     if (fleet_msg_assignment_decode(msg->payload, msg->len, &m) != FLEET_TOPICS_OK ||
-        fleet_topic_build(a->cfg.prefix, FLEET_TOPIC_STREAM_RESULT, m.stream, result_topic,
-                          sizeof result_topic) != FLEET_TOPICS_OK)
+        fleet_topic_build_result(a->cfg.prefix, m.stream, a->cfg.id, result_topic,
+                                 sizeof result_topic) != FLEET_TOPICS_OK)
         bad = fleet_topics_last_error();
     else if (strcmp(m.agent, a->cfg.id) != 0)
         bad = "it names another agent";

@@ -275,8 +275,8 @@ static bool decoded(fleet_coordinator *c, const fleet_link_message *m, const cha
     return false;
 }
 
-/* The ACL lets an agent write only under its own agent/<id>/ topics, so the topic says who
- * wrote; a payload naming another agent is refused (it would speak for that agent). */
+/* The ACL lets an agent write only on topics that name it (fleet_topics.h), so the topic says
+ * who wrote; a payload naming another agent is refused (it would speak for that agent). */
 static bool speaks_for_itself(fleet_coordinator *c, const fleet_link_message *m,
                               const char *topic_agent, const char *payload_agent)
 {
@@ -381,6 +381,7 @@ static void on_assignment(fleet_coordinator *c, const fleet_link_message *m)
         return; /* its birth comes first; until then it is nobody's to us */
     if (as.epoch > c->epoch)
         c->epoch = as.epoch; /* ours stay above it (next_epoch) */
+    coord_members_note_assignment(a, &c->family, &as, c->cfg.stream); /* we hear our own too */
     bool was_contested = coord_members_contested(a);
     bool fresh = coord_members_saw_assignment(a, as.coordinator, as.epoch, c->cfg.id);
     if (a->ours && a->alive) {
@@ -402,10 +403,11 @@ static void on_assignment(fleet_coordinator *c, const fleet_link_message *m)
     }
 }
 
-static void on_model_get(fleet_coordinator *c, const fleet_link_message *m)
+static void on_model_get(fleet_coordinator *c, const fleet_link_message *m, const char *agent)
 {
     fleet_msg_model_get g;
-    if (!decoded(c, m, "model request", 3, fleet_msg_model_get_decode(m->payload, m->len, &g)))
+    if (!decoded(c, m, "model request", 3, fleet_msg_model_get_decode(m->payload, m->len, &g)) ||
+        !speaks_for_itself(c, m, agent, g.agent))
         return;
     if (!coord_peers_owns(&c->peers, g.agent))
         return; /* its own coordinator answers */
@@ -486,10 +488,21 @@ static void on_request(fleet_coordinator *c, const fleet_link_message *m)
         LOG(c, 3, "request %s on %s refused: %s", r.id, m->topic, c->stream.refusal);
 }
 
-static void on_result(fleet_coordinator *c, const fleet_link_message *m)
+static bool may_answer(fleet_coordinator *c, const fleet_link_message *m, const fleet_msg_result *r)
+{
+    if (coord_members_may_answer(&c->members, r->agent, r->variant))
+        return true;
+    c->stats.bad_messages++;
+    LOG(c, 3, "result on %s for variant %u: never assigned to that agent", m->topic,
+        (unsigned)r->variant);
+    return false;
+}
+
+static void on_result(fleet_coordinator *c, const fleet_link_message *m, const char *agent)
 {
     fleet_msg_result r;
-    if (!decoded(c, m, "result", 3, fleet_msg_result_decode(m->payload, m->len, &r)))
+    if (!decoded(c, m, "result", 3, fleet_msg_result_decode(m->payload, m->len, &r)) ||
+        !speaks_for_itself(c, m, agent, r.agent) || !may_answer(c, m, &r))
         return;
     /* Another member's request; but one already held stays ours when members change. */
     if (!coord_peers_decides(&c->peers, r.id) && !coord_stream_holds(&c->stream, r.id)) {
@@ -546,23 +559,23 @@ static void on_raw_input(fleet_coordinator *c, const fleet_link_message *m)
 
 static void dispatch(fleet_coordinator *c, const fleet_link_message *m)
 {
-    fleet_topic_kind kind;
-    char id[FLEET_TOPICS_MAX_ID + 1];
-    if (fleet_topic_parse(c->cfg.prefix, m->topic, &kind, id) != FLEET_TOPICS_OK) {
+    fleet_topic_ref t;
+    if (fleet_topic_parse(c->cfg.prefix, m->topic, &t) != FLEET_TOPICS_OK) {
         if (c->cfg.input_filter[0])
             on_raw_input(c, m);
         return;
     }
+    const char *id = t.id;
     bool ours = strcmp(id, c->cfg.stream) == 0;
-    switch (kind) {
+    switch (t.kind) {
     case FLEET_TOPIC_AGENT_STATE:
         on_agent_state(c, m, id);
         break;
     case FLEET_TOPIC_AGENT_HEARTBEAT:
         on_heartbeat(c, m, id);
         break;
-    case FLEET_TOPIC_MODEL_GET:
-        on_model_get(c, m);
+    case FLEET_TOPIC_AGENT_MODEL_GET:
+        on_model_get(c, m, id);
         break;
     case FLEET_TOPIC_COORDINATOR_STATE:
         on_coordinator_state(c, m);
@@ -576,7 +589,7 @@ static void dispatch(fleet_coordinator *c, const fleet_link_message *m)
         break;
     case FLEET_TOPIC_STREAM_RESULT:
         if (ours)
-            on_result(c, m);
+            on_result(c, m, t.agent);
         break;
     default:
         break;
@@ -592,17 +605,19 @@ static fleet_coordinator_status subscribe_all(fleet_coordinator *c)
                 {FLEET_TOPIC_AGENT_STATE, 1},
                 {FLEET_TOPIC_AGENT_ASSIGNMENT, 1}, /* after the births they refer to */
                 {FLEET_TOPIC_AGENT_HEARTBEAT, 0},
-                {FLEET_TOPIC_MODEL_GET, 1},
+                {FLEET_TOPIC_AGENT_MODEL_GET, 1},
                 {FLEET_TOPIC_STREAM_REQUEST, 1}, /* a QoS 1 request keeps QoS 1 to us */
                 {FLEET_TOPIC_STREAM_RESULT, 0}};
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         char filter[FLEET_TOPICS_MAX_TOPIC];
-        const char *id =
-            subs[i].kind == FLEET_TOPIC_STREAM_REQUEST || subs[i].kind == FLEET_TOPIC_STREAM_RESULT
-                ? c->cfg.stream
-                : "+";
-        if (fleet_topic_build(c->cfg.prefix, subs[i].kind, id, filter, sizeof filter) !=
-                FLEET_TOPICS_OK ||
+        fleet_topics_status st =
+            subs[i].kind == FLEET_TOPIC_STREAM_RESULT /* from every agent */
+                ? fleet_topic_build_result(c->cfg.prefix, c->cfg.stream, "+", filter, sizeof filter)
+                : fleet_topic_build(c->cfg.prefix, subs[i].kind,
+                                    subs[i].kind == FLEET_TOPIC_STREAM_REQUEST ? c->cfg.stream
+                                                                               : "+",
+                                    filter, sizeof filter);
+        if (st != FLEET_TOPICS_OK ||
             fleet_link_subscribe(c->link, filter, subs[i].qos) != FLEET_LINK_OK)
             return coord_fail(FLEET_COORDINATOR_ELINK, "subscribe: %s", fleet_link_last_error());
     }

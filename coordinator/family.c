@@ -168,3 +168,15 @@ void coord_family_free(coord_family *family)
     free(family->fusion_bytes);
     memset(family, 0, sizeof *family);
 }
+
+uint32_t coord_family_named(const coord_family *family, const fleet_msg_assignment *assignment)
+{
+    uint32_t named = 0;
+    for (size_t i = 0; i < assignment->n_variants; i++) {
+        uint32_t v = assignment->variants[i].variant;
+        if (v < family->count &&
+            strcmp(assignment->variants[i].digest, family->variants[v].digest) == 0)
+            named |= 1u << v;
+    }
+    return named;
+}

@@ -48,6 +48,9 @@ typedef struct coord_family {
 fleet_coordinator_status coord_family_load(const fleet_coordinator_config *cfg,
                                            coord_family *family);
 void coord_family_free(coord_family *family);
+/* The variants of family that assignment names, as a bitmask (a variant whose digest differs
+ * is another family's: not named). */
+uint32_t coord_family_named(const coord_family *family, const fleet_msg_assignment *assignment);
 void coord_sha256_hex(const uint8_t *data, size_t size, char *hex);
 
 /* membership.c: agents as their births, deaths and heartbeats describe them. */
@@ -61,7 +64,9 @@ typedef struct coord_agent {
     fleet_model_latency models[FLEET_TOPICS_MAX_VARIANTS]; /* loaded, from the latest birth */
     size_t n_models;
     uint32_t latency_ewma_us;
-    uint32_t assigned; /* bitmask of variants */
+    uint32_t assigned;      /* bitmask of variants */
+    uint32_t ever_assigned; /* every variant of ours an assignment of it has named: the only
+                               ones it may send results for */
     uint64_t assigned_epoch;
     bool ours; /* this coordinator assigns it (peers.c); true until other coordinators show */
     bool seen_assignment; /* any assignment of it seen (by any coordinator) */
@@ -99,6 +104,14 @@ bool coord_members_serving(const coord_members *m, const coord_family *f, size_t
  * anyone else, that it serves none of ours. Returns true when that changed. */
 bool coord_members_follow(coord_members *m, const coord_family *f, const fleet_msg_assignment *as,
                           bool from_leader);
+/* Notes which of our variants an assignment of a (by anyone, ourselves included) names when
+ * it is for stream, ours: the agent may send results for those from then on. */
+void coord_members_note_assignment(coord_agent *a, const coord_family *f,
+                                   const fleet_msg_assignment *as, const char *stream);
+/* Whether agent may send a result for variant: it is known, and an assignment for our stream
+ * once named the variant for it (the first result per variant counts, so an agent answering
+ * for every variant would otherwise decide every request). */
+bool coord_members_may_answer(coord_members *m, const char *agent, uint32_t variant);
 /* Notes an assignment of agent a by author seen on the broker, where agents follow the highest
  * epoch and the broker retains the latest one published (delivered to us in the broker's order).
  * self is this coordinator's id. Returns true when it is fresh: the agent follows it. */

@@ -138,12 +138,7 @@ bool coord_members_follow(coord_members *m, const coord_family *f, const fleet_m
     coord_agent *a = coord_members_find(m, as->agent);
     if (!a || (a->ours && !from_leader))
         return false; /* unknown yet (its birth comes first), or ours: our view decides */
-    uint32_t assigned = 0;
-    for (size_t i = 0; from_leader && i < as->n_variants; i++) {
-        uint32_t v = as->variants[i].variant;
-        if (v < f->count && strcmp(as->variants[i].digest, f->variants[v].digest) == 0)
-            assigned |= 1u << v; /* another digest: the group does not share the family */
-    }
+    uint32_t assigned = from_leader ? coord_family_named(f, as) : 0;
     bool changed = assigned != a->assigned;
     a->assigned = assigned;
     a->assigned_epoch = as->epoch;
@@ -166,4 +161,17 @@ bool coord_members_saw_assignment(coord_agent *a, const char *author, uint64_t e
 bool coord_members_contested(const coord_agent *a)
 {
     return a->ours && a->alive && a->seen_assignment && !(a->followed_mine && a->retained_mine);
+}
+
+void coord_members_note_assignment(coord_agent *a, const coord_family *f,
+                                   const fleet_msg_assignment *as, const char *stream)
+{
+    if (strcmp(as->stream, stream) == 0)
+        a->ever_assigned |= coord_family_named(f, as);
+}
+
+bool coord_members_may_answer(coord_members *m, const char *agent, uint32_t variant)
+{
+    const coord_agent *a = coord_members_find(m, agent);
+    return a && variant < 32 && (a->ever_assigned >> variant & 1u);
 }

@@ -108,11 +108,11 @@ static void update_coordinator(fleet_ops_view *v, const char *id, const fleet_li
 
 bool fleet_ops_update(fleet_ops_view *v, const char *prefix, const fleet_link_message *m)
 {
-    fleet_topic_kind kind;
-    char id[FLEET_TOPICS_MAX_ID + 1];
-    if (fleet_topic_parse(prefix, m->topic, &kind, id) != FLEET_TOPICS_OK)
+    fleet_topic_ref t;
+    if (fleet_topic_parse(prefix, m->topic, &t) != FLEET_TOPICS_OK)
         return false;
-    switch (kind) {
+    const char *id = t.id;
+    switch (t.kind) {
     case FLEET_TOPIC_AGENT_STATE:
         update_state(v, id, m);
         return true;

@@ -117,8 +117,8 @@ static int setup(void **state)
     if (fleet_link_create(&o, &coord) != FLEET_LINK_OK ||
         fleet_link_subscribe(coord, PREFIX "/agent/+/state", 1) != FLEET_LINK_OK ||
         fleet_link_subscribe(coord, PREFIX "/agent/+/heartbeat", 0) != FLEET_LINK_OK ||
-        fleet_link_subscribe(coord, PREFIX "/model/get", 1) != FLEET_LINK_OK ||
-        fleet_link_subscribe(coord, PREFIX "/stream/+/result", 0) != FLEET_LINK_OK)
+        fleet_link_subscribe(coord, PREFIX "/agent/+/model-get", 1) != FLEET_LINK_OK ||
+        fleet_link_subscribe(coord, PREFIX "/stream/+/result/+", 0) != FLEET_LINK_OK)
         return -1;
     return 0;
 }
@@ -190,10 +190,10 @@ static void stop_agent(running_agent *r)
     r->agent = NULL;
 }
 
+/* The wire contract spelled out by hand (docs/PROTOCOL.md), not through fleet_topic_build. */
 static void topic_of(char *out, size_t size, const char *kind, const char *id)
 {
-    snprintf(out, size, PREFIX "/%s/%s/%s",
-             strcmp(kind, "result") == 0 || strcmp(kind, "request") == 0 ? "stream" : "agent", id,
+    snprintf(out, size, PREFIX "/%s/%s/%s", strcmp(kind, "request") == 0 ? "stream" : "agent", id,
              kind);
 }
 
@@ -265,26 +265,23 @@ static bool heartbeat_equals(const fleet_msg_heartbeat *h, const void *want)
            h->failed == w->failed;
 }
 
-/* The next model_get of agent id (other agents' requests are skipped). */
+/* The next model_get of agent id, on its own topic (other agents' requests are skipped). */
 static fleet_msg_model_get await_model_get(const char *id)
 {
-    double until = fleet_link_now_us() + 1e3 * WAIT_MS;
-    while (fleet_link_now_us() < until) {
-        fleet_link_message *m = await(PREFIX "/model/get", WAIT_MS);
-        fleet_msg_model_get g;
-        assert_int_equal(fleet_msg_model_get_decode(m->payload, m->len, &g), FLEET_TOPICS_OK);
-        fleet_link_message_free(m);
-        if (strcmp(g.agent, id) == 0)
-            return g;
-    }
-    fail_msg("no model/get from %s", id);
-    return (fleet_msg_model_get){0};
+    char topic[128];
+    topic_of(topic, sizeof topic, "model-get", id);
+    fleet_link_message *m = await(topic, WAIT_MS);
+    fleet_msg_model_get g;
+    assert_int_equal(fleet_msg_model_get_decode(m->payload, m->len, &g), FLEET_TOPICS_OK);
+    fleet_link_message_free(m);
+    assert_string_equal(g.agent, id);
+    return g;
 }
 
 static fleet_msg_result await_result(const running_agent *r)
 {
-    char topic[128];
-    topic_of(topic, sizeof topic, "result", r->stream);
+    char topic[160];
+    snprintf(topic, sizeof topic, PREFIX "/stream/%s/result/%s", r->stream, r->id);
     fleet_link_message *m = await(topic, WAIT_MS);
     static uint8_t features[4096]; /* decoded features borrow the payload: keep a copy */
     fleet_msg_result res;

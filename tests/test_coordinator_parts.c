@@ -114,6 +114,41 @@ static void test_full_table_forgets_the_longest_dead(void **state)
 
 /* Two coordinators publishing at once can leave the agent following one assignment and the
  * broker retaining another (a lower epoch published later): either is a contest. */
+/* An agent may answer only for variants an assignment for our stream once gave it (by us or
+ * anyone: followers hear the leader's); a later assignment does not take the right back, so
+ * results still in flight after a move count. */
+static void test_results_only_for_assigned_variants(void **state)
+{
+    (void)state;
+    coord_family f;
+    fake_family(&f, 4);
+    static coord_members m;
+    memset(&m, 0, sizeof m);
+    fleet_msg_birth b = birth("gw-1", 1, &f, 15);
+    coord_members_birth(&m, &b, 0);
+    coord_agent *a = coord_members_find(&m, "gw-1");
+    for (uint32_t v = 0; v < 4; v++)
+        assert_false(coord_members_may_answer(&m, "gw-1", v)); /* loaded is not assigned */
+    fleet_msg_assignment as = {
+        .agent = "gw-1", .coordinator = "main", .stream = "s", .epoch = 1, .n_variants = 1};
+    as.variants[0].variant = 2;
+    snprintf(as.variants[0].digest, sizeof as.variants[0].digest, "%s", f.variants[2].digest);
+    coord_members_note_assignment(a, &f, &as, "t"); /* another stream's */
+    assert_false(coord_members_may_answer(&m, "gw-1", 2));
+    coord_members_note_assignment(a, &f, &as, "s");
+    assert_true(coord_members_may_answer(&m, "gw-1", 2));
+    assert_false(coord_members_may_answer(&m, "gw-1", 1));
+    assert_false(coord_members_may_answer(&m, "gw-1", 40)); /* no such bit */
+    assert_false(coord_members_may_answer(&m, "gw-2", 2));  /* unknown */
+    as.variants[0].variant = 1;                             /* with variant 2's digest */
+    coord_members_note_assignment(a, &f, &as, "s");
+    assert_false(coord_members_may_answer(&m, "gw-1", 1));
+    snprintf(as.variants[0].digest, sizeof as.variants[0].digest, "%s", f.variants[1].digest);
+    coord_members_note_assignment(a, &f, &as, "s");
+    assert_true(coord_members_may_answer(&m, "gw-1", 1));
+    assert_true(coord_members_may_answer(&m, "gw-1", 2)); /* moved away, still in flight */
+}
+
 static void test_contested_by_followed_or_retained(void **state)
 {
     (void)state;
@@ -905,6 +940,7 @@ int main(void)
         cmocka_unit_test(test_full_table_forgets_the_longest_dead),
         cmocka_unit_test(test_heartbeat_timeout),
         cmocka_unit_test(test_contested_by_followed_or_retained),
+        cmocka_unit_test(test_results_only_for_assigned_variants),
         cmocka_unit_test(test_assignment_covers_moves_little_and_fails_over),
         cmocka_unit_test(test_peers_split_agents),
         cmocka_unit_test(test_peers_forget_the_silent),

@@ -733,9 +733,12 @@ static void test_coordinator_survives_bad_input(void **state)
         int from; /* 0: an agent, 1: a coordinator, 2: an operator (the test's client) */
         const char *topic;
     } targets[] = {
-        {0, PREFIX "/agent/agent-4/state"},        {0, PREFIX "/agent/agent-4/heartbeat"},
-        {0, PREFIX "/stream/" STREAM "/result"},   {0, PREFIX "/model/get"},
-        {1, PREFIX "/coordinator/intruder/state"}, {1, PREFIX "/agent/agent-1/assignment"},
+        {0, PREFIX "/agent/agent-4/state"},
+        {0, PREFIX "/agent/agent-4/heartbeat"},
+        {0, PREFIX "/stream/" STREAM "/result/agent-4"},
+        {0, PREFIX "/agent/agent-4/model-get"},
+        {1, PREFIX "/coordinator/intruder/state"},
+        {1, PREFIX "/agent/agent-1/assignment"},
         {2, PREFIX "/stream/" STREAM "/request"},
     };
     fleet_link *from[] = {agent, coordinator, fx.client};
@@ -745,12 +748,15 @@ static void test_coordinator_survives_bad_input(void **state)
                                                 TEST_GARBAGE[i].bytes, TEST_GARBAGE[i].len, 1, 0,
                                                 NULL),
                              FLEET_LINK_OK);
-    /* Well-formed, about others: a ghost agent's heartbeat and agent-1's death (the last
-     * bdseq there is), each on agent-4's own topics, and a result for no request. */
+    /* Well-formed, about others, each on agent-4's own topics: a ghost agent's heartbeat,
+     * agent-1's death (the last bdseq there is), a result and a model request in agent-1's
+     * name; and in its own name, a result for a variant no assignment gave it. */
     fleet_msg_heartbeat h = {.agent = "ghost", .bdseq = 1};
     fleet_msg_death forged = {.agent = "agent-1", .bdseq = UINT64_MAX};
-    fleet_msg_result res = {.id = "never-sent", .stream = STREAM, .agent = "ghost", .k = 1};
+    fleet_msg_result res = {.id = "never-sent", .stream = STREAM, .agent = "agent-1", .k = 1};
     res.classes[0] = 3, res.probs[0] = 1.0f;
+    fleet_msg_model_get get = {.agent = "agent-1", .count = 1};
+    memset(get.digest, 'a', FLEET_TOPICS_DIGEST_HEX);
     uint8_t *buf = NULL;
     size_t len = 0;
     assert_int_equal(fleet_msg_heartbeat_encode(&h, &buf, &len), FLEET_TOPICS_OK);
@@ -762,11 +768,20 @@ static void test_coordinator_survives_bad_input(void **state)
     assert_int_equal(fleet_link_publish(agent, PREFIX "/agent/agent-4/state", buf, len, 1, 0, NULL),
                      FLEET_LINK_OK);
     free(buf);
-    assert_int_equal(fleet_msg_result_encode(&res, &buf, &len), FLEET_TOPICS_OK);
+    assert_int_equal(fleet_msg_model_get_encode(&get, &buf, &len), FLEET_TOPICS_OK);
     assert_int_equal(
-        fleet_link_publish(agent, PREFIX "/stream/" STREAM "/result", buf, len, 1, 0, NULL),
+        fleet_link_publish(agent, PREFIX "/agent/agent-4/model-get", buf, len, 1, 0, NULL),
         FLEET_LINK_OK);
     free(buf);
+    for (int own = 0; own < 2; own++) {
+        snprintf(res.agent, sizeof res.agent, "%s", own ? "agent-4" : "agent-1");
+        res.variant = own ? 9 : 0; /* a family of four: nobody's */
+        assert_int_equal(fleet_msg_result_encode(&res, &buf, &len), FLEET_TOPICS_OK);
+        assert_int_equal(fleet_link_publish(agent, PREFIX "/stream/" STREAM "/result/agent-4", buf,
+                                            len, 1, 0, NULL),
+                         FLEET_LINK_OK);
+        free(buf);
+    }
     fleet_link_destroy(agent); /* closing lets the QoS 1 handshakes finish */
     fleet_link_destroy(coordinator);
 
@@ -834,7 +849,8 @@ static void test_coordinator_survives_bad_input(void **state)
                            refusals[i], n_garbage);
     assert_int_equal(log_lines_with("main", "refused: the tensor has 729 elements"), 1);
     assert_int_equal(log_lines_with("main", "names agent 'ghost': refused"), 1);
-    assert_int_equal(log_lines_with("main", "names agent 'agent-1': refused"), 1);
+    assert_int_equal(log_lines_with("main", "names agent 'agent-1': refused"), 3);
+    assert_int_equal(log_lines_with("main", "for variant 9: never assigned to that agent"), 1);
     assert_int_equal(log_lines_with("main", "agent agent-1 died"), 0);
     assert_true(stop_fleet());
 }

@@ -160,18 +160,19 @@ static void test_destroy_sends_what_is_queued(void **state)
     (void)state;
     enum { burst = 300 };
     fleet_link *watcher = open_link("burst-watcher", "coordinator", NULL);
-    assert_int_equal(fleet_link_subscribe(watcher, "fleet/t/stream/s1/result", 1), FLEET_LINK_OK);
+    assert_int_equal(fleet_link_subscribe(watcher, "fleet/t/stream/s1/result/agent-a", 1),
+                     FLEET_LINK_OK);
     fleet_link *agent = open_link("agent-a", "agent-a", NULL);
     for (int i = 0; i < burst; i++) {
         char payload[16];
         int n = snprintf(payload, sizeof payload, "%d", i);
-        assert_int_equal(
-            fleet_link_publish(agent, "fleet/t/stream/s1/result", payload, (size_t)n, 1, 0, NULL),
-            FLEET_LINK_OK);
+        assert_int_equal(fleet_link_publish(agent, "fleet/t/stream/s1/result/agent-a", payload,
+                                            (size_t)n, 1, 0, NULL),
+                         FLEET_LINK_OK);
     }
     fleet_link_destroy(agent);
     for (int i = 0; i < burst; i++) {
-        fleet_link_message *m = expect_message(watcher, "fleet/t/stream/s1/result");
+        fleet_link_message *m = expect_message(watcher, "fleet/t/stream/s1/result/agent-a");
         char want[16];
         snprintf(want, sizeof want, "%d", i);
         assert_int_equal(m->len, strlen(want));

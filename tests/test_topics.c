@@ -356,35 +356,81 @@ static void test_encoders_validate(void **state)
 static void test_topics_build_and_parse(void **state)
 {
     (void)state;
-    char topic[FLEET_TOPICS_MAX_TOPIC], id[FLEET_TOPICS_MAX_ID + 1];
-    fleet_topic_kind kind;
+    char topic[FLEET_TOPICS_MAX_TOPIC];
+    fleet_topic_ref t;
     assert_int_equal(
         fleet_topic_build("plant/a", FLEET_TOPIC_STREAM_REQUEST, "line-3", topic, sizeof topic),
         FLEET_TOPICS_OK);
     assert_string_equal(topic, "plant/a/stream/line-3/request");
-    assert_int_equal(fleet_topic_parse("plant/a", topic, &kind, id), FLEET_TOPICS_OK);
-    assert_int_equal(kind, FLEET_TOPIC_STREAM_REQUEST);
-    assert_string_equal(id, "line-3");
+    assert_int_equal(fleet_topic_parse("plant/a", topic, &t), FLEET_TOPICS_OK);
+    assert_int_equal(t.kind, FLEET_TOPIC_STREAM_REQUEST);
+    assert_string_equal(t.id, "line-3");
+    assert_string_equal(t.agent, "");
     assert_int_equal(
         fleet_topic_build("plant/a", FLEET_TOPIC_AGENT_STATE, "+", topic, sizeof topic),
         FLEET_TOPICS_OK);
     assert_string_equal(topic, "plant/a/agent/+/state");
-    assert_int_equal(fleet_topic_build("p", FLEET_TOPIC_MODEL_GET, NULL, topic, sizeof topic),
+    assert_int_equal(
+        fleet_topic_build("p", FLEET_TOPIC_AGENT_MODEL_GET, "gw-2", topic, sizeof topic),
+        FLEET_TOPICS_OK);
+    assert_string_equal(topic, "p/agent/gw-2/model-get");
+    assert_int_equal(fleet_topic_parse("p", topic, &t), FLEET_TOPICS_OK);
+    assert_int_equal(t.kind, FLEET_TOPIC_AGENT_MODEL_GET);
+    assert_string_equal(t.id, "gw-2");
+}
+
+/* A result topic names the stream and, last, the agent that sent it: the ACL's %u. */
+static void test_result_topics_name_their_agent(void **state)
+{
+    (void)state;
+    char topic[FLEET_TOPICS_MAX_TOPIC];
+    fleet_topic_ref t;
+    assert_int_equal(fleet_topic_build_result("p", "s1", "gw-7", topic, sizeof topic),
                      FLEET_TOPICS_OK);
-    assert_int_equal(fleet_topic_parse("p", "p/model/get", &kind, id), FLEET_TOPICS_OK);
-    assert_int_equal(kind, FLEET_TOPIC_MODEL_GET);
+    assert_string_equal(topic, "p/stream/s1/result/gw-7");
+    assert_int_equal(fleet_topic_parse("p", topic, &t), FLEET_TOPICS_OK);
+    assert_int_equal(t.kind, FLEET_TOPIC_STREAM_RESULT);
+    assert_string_equal(t.id, "s1");
+    assert_string_equal(t.agent, "gw-7");
+    assert_int_equal(fleet_topic_build_result("p", "s1", "+", topic, sizeof topic),
+                     FLEET_TOPICS_OK);
+    assert_string_equal(topic, "p/stream/s1/result/+");
+    /* Without its agent it is no topic at all. */
+    assert_int_equal(fleet_topic_build("p", FLEET_TOPIC_STREAM_RESULT, "s1", topic, sizeof topic),
+                     FLEET_TOPICS_EINVAL);
+    assert_int_equal(fleet_topic_build_result("p", "s1", NULL, topic, sizeof topic),
+                     FLEET_TOPICS_EINVAL);
+    assert_int_equal(fleet_topic_build_result("p", "s1", "a/b", topic, sizeof topic),
+                     FLEET_TOPICS_EINVAL);
+    assert_int_equal(fleet_topic_parse("p", "p/stream/s1/result", &t), FLEET_TOPICS_ETOPIC);
+}
+
+static void test_topics_refused(void **state)
+{
+    (void)state;
+    char topic[FLEET_TOPICS_MAX_TOPIC];
+    fleet_topic_ref t;
     const char *foreign[] = {"q/stream/s/request",
                              "p/stream/s/request/x",
                              "p/stream//request",
                              "p/stream/s/other",
+                             "p/stream/s/result/",
+                             "p/stream/s/result/+",
+                             "p/stream/+/result/a",
+                             "p/stream/s/result/a/b",
                              "p/agent/a",
+                             "p/agent/#/state",
+                             "p/model/get",
                              "pp/agent/a/state",
                              "p"};
     for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++)
-        assert_int_equal(fleet_topic_parse("p", foreign[i], &kind, id), FLEET_TOPICS_ETOPIC);
+        assert_int_equal(fleet_topic_parse("p", foreign[i], &t), FLEET_TOPICS_ETOPIC);
+    assert_int_equal(fleet_topic_parse("p", "p/agent/a/state", NULL), FLEET_TOPICS_EINVAL);
     assert_int_equal(fleet_topic_build("p/", FLEET_TOPIC_AGENT_STATE, "a", topic, sizeof topic),
                      FLEET_TOPICS_EINVAL);
     assert_int_equal(fleet_topic_build("p", FLEET_TOPIC_AGENT_STATE, "a/b", topic, sizeof topic),
+                     FLEET_TOPICS_EINVAL);
+    assert_int_equal(fleet_topic_build("p", FLEET_TOPIC_AGENT_STATE, NULL, topic, sizeof topic),
                      FLEET_TOPICS_EINVAL);
     assert_int_equal(fleet_topic_build("p", FLEET_TOPIC_AGENT_STATE, "a", topic, 8),
                      FLEET_TOPICS_EINVAL);
@@ -417,6 +463,8 @@ int main(void)
         cmocka_unit_test(test_truncations_and_missing_keys),
         cmocka_unit_test(test_encoders_validate),
         cmocka_unit_test(test_topics_build_and_parse),
+        cmocka_unit_test(test_result_topics_name_their_agent),
+        cmocka_unit_test(test_topics_refused),
         cmocka_unit_test(test_decision_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -45,38 +45,51 @@ const char *fleet_topics_last_error(void);
 
 /* Every topic lives under a prefix, "fleet/<fleet-id>" by default, so that a fleet can be
  * mounted inside an existing namespace:
- *   <p>/agent/<agent>/state          retained, QoS 1: birth, or death (also the MQTT will)
- *   <p>/agent/<agent>/heartbeat      QoS 0
- *   <p>/agent/<agent>/assignment     retained, QoS 1: what the agent runs
- *   <p>/agent/<agent>/chunk          QoS 1: model chunks for this agent
- *   <p>/coordinator/<id>/state       retained, QoS 1: online, or offline (also the will)
- *   <p>/model/get                    QoS 1: an agent asks for chunks of a model by digest
- *   <p>/stream/<stream>/request      QoS 0 or 1: inference requests (clients publish)
- *   <p>/stream/<stream>/result       QoS 0: variant results (agents publish)
- *   <p>/stream/<stream>/decision     QoS 1: decisions without a response topic
+ *   <p>/agent/<agent>/state            retained, QoS 1: birth, or death (also the MQTT will)
+ *   <p>/agent/<agent>/heartbeat        QoS 0
+ *   <p>/agent/<agent>/assignment       retained, QoS 1: what the agent runs
+ *   <p>/agent/<agent>/chunk            QoS 1: model chunks for this agent
+ *   <p>/agent/<agent>/model-get        QoS 1: the agent asks for chunks of a model by digest
+ *   <p>/coordinator/<id>/state         retained, QoS 1: online, or offline (also the will)
+ *   <p>/stream/<stream>/request        QoS 0 or 1: inference requests (clients publish)
+ *   <p>/stream/<stream>/result/<agent> QoS 0: variant results (agents publish)
+ *   <p>/stream/<stream>/decision       QoS 1: decisions without a response topic
+ * Everything an agent publishes names it in the topic, so the broker's ACL (one pattern per
+ * topic, %u) lets an agent speak only for itself.
  */
 typedef enum fleet_topic_kind {
     FLEET_TOPIC_AGENT_STATE,
     FLEET_TOPIC_AGENT_HEARTBEAT,
     FLEET_TOPIC_AGENT_ASSIGNMENT,
     FLEET_TOPIC_AGENT_CHUNK,
+    FLEET_TOPIC_AGENT_MODEL_GET,
     FLEET_TOPIC_COORDINATOR_STATE,
-    FLEET_TOPIC_MODEL_GET,
     FLEET_TOPIC_STREAM_REQUEST,
     FLEET_TOPIC_STREAM_RESULT,
     FLEET_TOPIC_STREAM_DECISION,
 } fleet_topic_kind;
 
-/* Writes the topic for kind and id (agent, coordinator or stream id; ignored for MODEL_GET;
- * "+" gives a subscription filter) into out. Ids may not contain '/', '#' or NUL, nor be
- * longer than FLEET_TOPICS_MAX_ID; the prefix may not end in '/'. */
+/* Writes the topic for kind and id (agent, coordinator or stream id; "+" gives a
+ * subscription filter) into out. Ids may not contain '/', '+', '#' or NUL, nor be longer
+ * than FLEET_TOPICS_MAX_ID; the prefix may not end in '/'. STREAM_RESULT names an agent too:
+ * fleet_topic_build_result. */
 fleet_topics_status fleet_topic_build(const char *prefix, fleet_topic_kind kind, const char *id,
                                       char *out, size_t out_size);
 
-/* Recognises a topic under prefix: its kind and id (copied into id, at least
- * FLEET_TOPICS_MAX_ID + 1 bytes). FLEET_TOPICS_ETOPIC for anything else. */
-fleet_topics_status fleet_topic_parse(const char *prefix, const char *topic, fleet_topic_kind *kind,
-                                      char *id);
+/* The topic on which agent publishes results for stream (either may be "+"). */
+fleet_topics_status fleet_topic_build_result(const char *prefix, const char *stream,
+                                             const char *agent, char *out, size_t out_size);
+
+/* What a fleet topic names. */
+typedef struct fleet_topic_ref {
+    fleet_topic_kind kind;
+    char id[FLEET_TOPICS_MAX_ID + 1];    /* the agent, coordinator or stream */
+    char agent[FLEET_TOPICS_MAX_ID + 1]; /* STREAM_RESULT: the agent that sent it; else "" */
+} fleet_topic_ref;
+
+/* Recognises a topic under prefix. FLEET_TOPICS_ETOPIC for anything else (also for a
+ * wildcard in place of an id). */
+fleet_topics_status fleet_topic_parse(const char *prefix, const char *topic, fleet_topic_ref *out);
 
 /* ---- Messages ------------------------------------------------------------------------- */
 
