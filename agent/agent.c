@@ -163,7 +163,7 @@ static void dispatch(fleet_agent *a, fleet_link_message *m)
     else if (t.kind == FLEET_TOPIC_AGENT_CHUNK && mine)
         agent_on_chunk(a, m);
     else if (t.kind == FLEET_TOPIC_COORDINATOR_STATE)
-        agent_on_coordinator(a, m);
+        agent_on_coordinator(a, m, t.id);
     fleet_link_message_free(m);
 }
 

@@ -134,6 +134,10 @@ void agent_on_assignment(fleet_agent *a, const fleet_link_message *msg)
     fleet_msg_assignment m;
     char result_topic[FLEET_TOPICS_MAX_TOPIC];
     const char *bad = NULL;
+    if (msg->len == 0) { /* the retained copy removed; what we were given still stands */
+        agent_log(a, FLEET_LOG_INFO, "its retained assignment was cleared; serving on");
+        return;
+    }
     if (fleet_msg_assignment_decode(msg->payload, msg->len, &m) != FLEET_TOPICS_OK ||
         fleet_topic_build_result(a->cfg.prefix, m.stream, a->cfg.id, result_topic,
                                  sizeof result_topic) != FLEET_TOPICS_OK)
@@ -210,9 +214,15 @@ static bool coordinator_changed(fleet_agent *a, const char *id, bool online)
     return true;
 }
 
-void agent_on_coordinator(fleet_agent *a, const fleet_link_message *msg)
+void agent_on_coordinator(fleet_agent *a, const fleet_link_message *msg, const char *id)
 {
     fleet_msg_coordinator_state s;
+    if (msg->len == 0) { /* its retained state removed: an operator clearing a ghost */
+        if (coordinator_changed(a, id, false))
+            agent_log(a, FLEET_LOG_INFO, "coordinator %s is gone (its retained state was cleared)",
+                      id);
+        return;
+    }
     if (fleet_msg_coordinator_state_decode(msg->payload, msg->len, &s) != FLEET_TOPICS_OK) {
         agent_log(a, FLEET_LOG_WARN, "ignoring a bad coordinator state on %s: %s", msg->topic,
                   fleet_topics_last_error());

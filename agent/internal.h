@@ -106,7 +106,7 @@ typedef struct agent_variant {
 
 void agent_on_assignment(fleet_agent *a, const fleet_link_message *msg);
 void agent_on_chunk(fleet_agent *a, const fleet_link_message *msg);
-void agent_on_coordinator(fleet_agent *a, const fleet_link_message *msg);
+void agent_on_coordinator(fleet_agent *a, const fleet_link_message *msg, const char *id);
 void agent_tick_downloads(fleet_agent *a, double now_us);
 void agent_variants_free(fleet_agent *a);
 

@@ -287,8 +287,31 @@ static bool speaks_for_itself(fleet_coordinator *c, const fleet_link_message *m,
     return false;
 }
 
+/* An empty retained message is how MQTT removes a retained one: an operator decommissioned a
+ * dead agent (docs/PROTOCOL.md). It is forgotten, and its owner removes the retained
+ * assignment too, so that nothing of it is left on the broker. */
+static void on_agent_state_cleared(fleet_coordinator *c, const char *agent)
+{
+    const coord_agent *a = coord_members_find(&c->members, agent);
+    bool ours = a && a->ours;
+    if (!coord_members_forget(&c->members, agent)) {
+        if (a)
+            LOG(c, 1, "agent %s's retained state was cleared while it is alive: ignored", agent);
+        return;
+    }
+    LOG(c, 2, "agent %s forgotten: its retained state was cleared", agent);
+    char topic[FLEET_TOPICS_MAX_TOPIC];
+    if (ours && fleet_topic_build(c->cfg.prefix, FLEET_TOPIC_AGENT_ASSIGNMENT, agent, topic,
+                                  sizeof topic) == FLEET_TOPICS_OK)
+        send_message(c, topic, NULL, 0, 1, 1, NULL);
+}
+
 static void on_agent_state(fleet_coordinator *c, const fleet_link_message *m, const char *agent)
 {
+    if (m->len == 0) {
+        on_agent_state_cleared(c, agent);
+        return;
+    }
     fleet_msg_agent_state s;
     if (!decoded(c, m, "agent state", 1, fleet_msg_agent_state_decode(m->payload, m->len, &s)) ||
         !speaks_for_itself(c, m, agent, s.alive ? s.birth.agent : s.death.agent))
@@ -321,9 +344,25 @@ static void peers_changed(fleet_coordinator *c, const char *who, const char *how
 
 /* Another coordinator's state: when the set of online coordinators changes, agents and
  * requests change hands (peers.c) and the variants are placed again over our agents. */
-static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message *m)
+static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message *m,
+                                 const char *coordinator)
 {
     fleet_msg_coordinator_state s;
+    if (m->len == 0) { /* its retained state was removed (an operator clearing a ghost) */
+        if (strcmp(coordinator, c->cfg.id) == 0) {
+            publish_state(c, true); /* ours: we are here */
+            return;
+        }
+        s = (fleet_msg_coordinator_state){.online = false};
+        snprintf(s.coordinator, sizeof s.coordinator, "%s", coordinator);
+        for (size_t i = 0; i < c->peers.count; i++) /* for the log */
+            if (strcmp(c->peers.peers[i].id, coordinator) == 0)
+                snprintf(s.stream, sizeof s.stream, "%s", c->peers.peers[i].stream);
+        if (coord_peers_update(&c->peers, &s, m->received_us) == COORD_PEERS_CHANGED)
+            peers_changed(c, coordinator, "had its retained state cleared, taken as offline",
+                          s.stream);
+        return;
+    }
     if (!decoded(c, m, "coordinator state", 1,
                  fleet_msg_coordinator_state_decode(m->payload, m->len, &s)))
         return;
@@ -374,6 +413,8 @@ static void peers_changed(fleet_coordinator *c, const char *who, const char *how
 static void on_assignment(fleet_coordinator *c, const fleet_link_message *m)
 {
     fleet_msg_assignment as;
+    if (m->len == 0)
+        return; /* a retained assignment removed (a decommissioned agent): nothing to follow */
     if (!decoded(c, m, "assignment", 1, fleet_msg_assignment_decode(m->payload, m->len, &as)))
         return;
     coord_agent *a = coord_members_find(&c->members, as.agent);
@@ -578,7 +619,7 @@ static void dispatch(fleet_coordinator *c, const fleet_link_message *m)
         on_model_get(c, m, id);
         break;
     case FLEET_TOPIC_COORDINATOR_STATE:
-        on_coordinator_state(c, m);
+        on_coordinator_state(c, m, id);
         break;
     case FLEET_TOPIC_AGENT_ASSIGNMENT:
         on_assignment(c, m);

@@ -97,6 +97,9 @@ bool coord_members_heartbeat(coord_members *m, const fleet_msg_heartbeat *h, dou
 bool coord_members_expire(coord_members *m, double now_us, double timeout_us);
 size_t coord_members_live(const coord_members *m);
 coord_agent *coord_members_find(coord_members *m, const char *id);
+/* Removes a dead agent whose session has ended (not one dead for silence alone, which may
+ * come back); false when it is unknown, alive or silent. */
+bool coord_members_forget(coord_members *m, const char *id);
 /* True when a live agent assigned variant v has its model loaded. */
 bool coord_members_serving(const coord_members *m, const coord_family *f, size_t v);
 /* Another coordinator's assignment of an agent that is not ours: from our stream's leader, it

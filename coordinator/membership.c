@@ -175,3 +175,12 @@ bool coord_members_may_answer(coord_members *m, const char *agent, uint32_t vari
     const coord_agent *a = coord_members_find(m, agent);
     return a && variant < 32 && (a->ever_assigned >> variant & 1u);
 }
+
+bool coord_members_forget(coord_members *m, const char *id)
+{
+    coord_agent *a = coord_members_find(m, id);
+    if (!a || a->alive || a->silent)
+        return false;
+    *a = m->agents[--m->count]; /* nothing keeps an index into the table */
+    return true;
+}

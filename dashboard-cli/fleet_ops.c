@@ -47,11 +47,41 @@ static fleet_ops_agent *agent(fleet_ops_view *v, const char *id)
     return a;
 }
 
+/* An empty retained state: an operator removed a decommissioned agent or a ghost coordinator
+ * (docs/PROTOCOL.md); the view forgets it, keeping the others in order. */
+static void forget_agent(fleet_ops_view *v, const char *id)
+{
+    for (size_t i = 0; i < v->n_agents; i++)
+        if (strcmp(v->agents[i].id, id) == 0) {
+            memmove(&v->agents[i], &v->agents[i + 1], (--v->n_agents - i) * sizeof v->agents[0]);
+            return;
+        }
+}
+
+static void forget_coordinator(fleet_ops_view *v, const char *id)
+{
+    for (size_t i = 0; i < v->n_coordinators; i++)
+        if (strcmp(v->coordinators[i], id) == 0) {
+            size_t after = --v->n_coordinators - i;
+            memmove(v->coordinators[i], v->coordinators[i + 1], after * sizeof v->coordinators[0]);
+            memmove(v->coordinator_streams[i], v->coordinator_streams[i + 1],
+                    after * sizeof v->coordinator_streams[0]);
+            memmove(&v->coordinator_online[i], &v->coordinator_online[i + 1],
+                    after * sizeof v->coordinator_online[0]);
+            return;
+        }
+}
+
 static void update_state(fleet_ops_view *v, const char *id, const fleet_link_message *m)
 {
+    if (m->len == 0) {
+        forget_agent(v, id);
+        return;
+    }
     fleet_msg_agent_state s;
-    fleet_ops_agent *a = agent(v, id);
-    if (!a || fleet_msg_agent_state_decode(m->payload, m->len, &s) != FLEET_TOPICS_OK)
+    fleet_ops_agent *a = NULL;
+    if (fleet_msg_agent_state_decode(m->payload, m->len, &s) != FLEET_TOPICS_OK ||
+        !(a = agent(v, id)))
         return;
     uint64_t bdseq = s.alive ? s.birth.bdseq : s.death.bdseq;
     if (bdseq < a->bdseq)
@@ -65,9 +95,9 @@ static void update_state(fleet_ops_view *v, const char *id, const fleet_link_mes
 static void update_assignment(fleet_ops_view *v, const char *id, const fleet_link_message *m)
 {
     fleet_msg_assignment s;
-    fleet_ops_agent *a = agent(v, id);
-    if (!a || fleet_msg_assignment_decode(m->payload, m->len, &s) != FLEET_TOPICS_OK ||
-        s.epoch < a->epoch)
+    fleet_ops_agent *a = NULL; /* an unreadable message makes no entry */
+    if (fleet_msg_assignment_decode(m->payload, m->len, &s) != FLEET_TOPICS_OK ||
+        !(a = agent(v, id)) || s.epoch < a->epoch)
         return;
     a->epoch = s.epoch;
     a->n_variants = s.n_variants;
@@ -78,8 +108,9 @@ static void update_assignment(fleet_ops_view *v, const char *id, const fleet_lin
 static void update_heartbeat(fleet_ops_view *v, const char *id, const fleet_link_message *m)
 {
     fleet_msg_heartbeat h;
-    fleet_ops_agent *a = agent(v, id);
-    if (!a || fleet_msg_heartbeat_decode(m->payload, m->len, &h) != FLEET_TOPICS_OK)
+    fleet_ops_agent *a = NULL;
+    if (fleet_msg_heartbeat_decode(m->payload, m->len, &h) != FLEET_TOPICS_OK ||
+        !(a = agent(v, id)))
         return;
     a->latency_ewma_us = h.latency_ewma_us;
     a->heard_us = m->received_us;
@@ -89,6 +120,10 @@ static void update_heartbeat(fleet_ops_view *v, const char *id, const fleet_link
 
 static void update_coordinator(fleet_ops_view *v, const char *id, const fleet_link_message *m)
 {
+    if (m->len == 0) {
+        forget_coordinator(v, id);
+        return;
+    }
     fleet_msg_coordinator_state s;
     if (fleet_msg_coordinator_state_decode(m->payload, m->len, &s) != FLEET_TOPICS_OK)
         return;

@@ -763,7 +763,9 @@ static void test_garbage_everywhere(void **state)
             assert_int_equal(fleet_link_publish(coord, topics[t], TEST_GARBAGE[i].bytes,
                                                 TEST_GARBAGE[i].len, 1, 0, NULL),
                              FLEET_LINK_OK);
-    await_bad_messages(r.agent, 4 * n_garbage);
+    /* The empty one on a retained topic (assignment, coordinator state) removes a retained
+     * message: no garbage (docs/PROTOCOL.md). */
+    await_bad_messages(r.agent, 4 * n_garbage - 2);
     send_request(&r, "still-alive", 5000);
     fleet_msg_result res = await_result(&r);
     assert_string_equal(res.id, "still-alive");

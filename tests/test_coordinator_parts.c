@@ -149,6 +149,34 @@ static void test_results_only_for_assigned_variants(void **state)
     assert_true(coord_members_may_answer(&m, "gw-1", 2)); /* moved away, still in flight */
 }
 
+/* A decommissioned agent (its retained state cleared) is forgotten only once its session has
+ * ended: not alive, and not merely silent (a silent one may come back with a heartbeat). */
+static void test_forget_only_the_dead(void **state)
+{
+    (void)state;
+    coord_family f;
+    fake_family(&f, 1);
+    static coord_members m;
+    memset(&m, 0, sizeof m);
+    const char *ids[] = {"gw-1", "gw-2", "gw-3"};
+    for (int i = 0; i < 3; i++) {
+        fleet_msg_birth b = birth(ids[i], 1, &f, 1);
+        coord_members_birth(&m, &b, 0);
+    }
+    assert_false(coord_members_forget(&m, "gw-1"));   /* alive */
+    assert_false(coord_members_forget(&m, "gw-9"));   /* unknown */
+    assert_true(coord_members_expire(&m, 10e6, 1e6)); /* all silent */
+    assert_false(coord_members_forget(&m, "gw-1"));
+    fleet_msg_death d = {.agent = "gw-1", .bdseq = 1};
+    coord_members_death(&m, &d); /* its session ends (already dead for silence: no change) */
+    assert_true(coord_members_forget(&m, "gw-1"));
+    assert_int_equal(m.count, 2);
+    assert_null(coord_members_find(&m, "gw-1"));
+    assert_non_null(coord_members_find(&m, "gw-2")); /* the others keep their places' data */
+    assert_non_null(coord_members_find(&m, "gw-3"));
+    assert_false(coord_members_forget(&m, "gw-1"));
+}
+
 static void test_contested_by_followed_or_retained(void **state)
 {
     (void)state;
@@ -941,6 +969,7 @@ int main(void)
         cmocka_unit_test(test_heartbeat_timeout),
         cmocka_unit_test(test_contested_by_followed_or_retained),
         cmocka_unit_test(test_results_only_for_assigned_variants),
+        cmocka_unit_test(test_forget_only_the_dead),
         cmocka_unit_test(test_assignment_covers_moves_little_and_fails_over),
         cmocka_unit_test(test_peers_split_agents),
         cmocka_unit_test(test_peers_forget_the_silent),

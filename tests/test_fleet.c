@@ -584,19 +584,26 @@ static void await_agents_assigned_by(const char *coordinator, int n)
     }
 }
 
-/* `fleetctl status` on this fleet prints `line` among its lines. */
-static void expect_status(const char *line)
+/* What `fleetctl status` prints for this fleet. */
+static void fleetctl_status(char *out, size_t size)
 {
-    char cmd[512], out[8192];
+    char cmd[512];
     snprintf(cmd, sizeof cmd,
              FLEET_BINARY_DIR "/dashboard-cli/fleetctl status --broker %s --password %s "
                               "--prefix " PREFIX " --wait-ms 500",
              fx.broker.url, FLEETCTL_BROKER_SECRET);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
-    size_t n = fread(out, 1, sizeof out - 1, p);
+    size_t n = fread(out, 1, size - 1, p);
     out[n] = '\0';
     assert_int_equal(pclose(p), 0);
+}
+
+/* `fleetctl status` on this fleet prints `line` among its lines. */
+static void expect_status(const char *line)
+{
+    char out[8192];
+    fleetctl_status(out, sizeof out);
     if (!strstr(out, line))
         fail_msg("fleetctl status lacks \"%s\":\n%s", line, out);
 }
@@ -709,10 +716,11 @@ static void test_two_coordinators_share_a_stream(void **state)
  * and well-formed messages about agents and requests it does not know: it keeps deciding. A
  * request whose tensor the models cannot take is answered at once with the reason. */
 /* Lines of the coordinator's log that contain needle. */
-static size_t log_lines_with(const char *coordinator, const char *needle)
+/* Lines of a daemon's log (e.g. "coordinator-main", "agent-1") that contain needle. */
+static size_t lines_in_log(const char *daemon, const char *needle)
 {
     char path[128], line[1024];
-    snprintf(path, sizeof path, "%s/coordinator-%s.log", fx.dir, coordinator);
+    snprintf(path, sizeof path, "%s/%s.log", fx.dir, daemon);
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     size_t n = 0;
@@ -720,6 +728,25 @@ static size_t log_lines_with(const char *coordinator, const char *needle)
         n += strstr(line, needle) != NULL;
     fclose(f);
     return n;
+}
+
+static size_t log_lines_with(const char *coordinator, const char *needle)
+{
+    char daemon[64];
+    snprintf(daemon, sizeof daemon, "coordinator-%s", coordinator);
+    return lines_in_log(daemon, needle);
+}
+
+/* Until the coordinator's log has a line with needle (the test fails after a while). */
+static void await_log_line(const char *coordinator, const char *needle)
+{
+    double until = fleet_link_now_us() + 30e6 * patience();
+    while (log_lines_with(coordinator, needle) == 0) {
+        if (fleet_link_now_us() > until)
+            fail_with_logs("coordinator %s never logged \"%s\"", coordinator, needle);
+        struct timespec pause = {0, 100000000};
+        nanosleep(&pause, NULL);
+    }
 }
 
 static void test_coordinator_survives_bad_input(void **state)
@@ -838,15 +865,21 @@ static void test_coordinator_survives_bad_input(void **state)
         healthy +=
             strncmp(d.id, "after-", 6) == 0 && !d.degraded && d.n_used == N_VARIANTS && !d.error[0];
     assert_int_equal(healthy, count);
-    /* The garbage did reach the coordinator (the ACL allowed it) and was refused, every piece. */
-    static const char *const refusals[] = {
-        "bad agent state",       "bad heartbeat",  "bad result", "bad model request",
-        "bad coordinator state", "bad assignment", "bad request"};
-    size_t n_garbage = TEST_N_GARBAGE;
-    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++)
-        if (log_lines_with("main", refusals[i]) != n_garbage)
-            fail_with_logs("%zu lines with '%s', expected %zu", log_lines_with("main", refusals[i]),
-                           refusals[i], n_garbage);
+    /* The garbage did reach the coordinator (the ACL allowed it) and was refused, every piece
+     * but the empty one on retained topics, which removes a retained message (PROTOCOL.md). */
+    static const struct {
+        const char *line;
+        bool retained;
+    } refusals[] = {{"bad agent state", true},       {"bad heartbeat", false},
+                    {"bad result", false},           {"bad model request", false},
+                    {"bad coordinator state", true}, {"bad assignment", true},
+                    {"bad request", false}};
+    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+        size_t want = TEST_N_GARBAGE - refusals[i].retained;
+        size_t seen = log_lines_with("main", refusals[i].line);
+        if (seen != want)
+            fail_with_logs("%zu lines with '%s', expected %zu", seen, refusals[i].line, want);
+    }
     assert_int_equal(log_lines_with("main", "refused: the tensor has 729 elements"), 1);
     assert_int_equal(log_lines_with("main", "names agent 'ghost': refused"), 1);
     assert_int_equal(log_lines_with("main", "names agent 'agent-1': refused"), 3);
@@ -969,18 +1002,18 @@ static void test_existing_topics_in_json_out(void **state)
     assert_true(stop_fleet());
 }
 
-static void publish_ghost_state(fleet_link *writer, bool present)
+static void publish_ghost_state(fleet_link *writer, const char *id, bool present)
 {
-    fleet_msg_coordinator_state ghost = {
-        .coordinator = "a-ghost", .online = true, .time_ms = 1, .stream = STREAM};
+    fleet_msg_coordinator_state ghost = {.online = true, .time_ms = 1, .stream = STREAM};
+    snprintf(ghost.coordinator, sizeof ghost.coordinator, "%s", id);
     uint8_t *buf = NULL;
     size_t len = 0;
     if (present)
         assert_int_equal(fleet_msg_coordinator_state_encode(&ghost, &buf, &len), FLEET_TOPICS_OK);
+    char topic[128];
+    snprintf(topic, sizeof topic, PREFIX "/coordinator/%s/state", id);
     /* An empty retained message removes the retained one. */
-    assert_int_equal(
-        fleet_link_publish(writer, PREFIX "/coordinator/a-ghost/state", buf, len, 1, 1, NULL),
-        FLEET_LINK_OK);
+    assert_int_equal(fleet_link_publish(writer, topic, buf, len, 1, 1, NULL), FLEET_LINK_OK);
     free(buf);
 }
 
@@ -992,9 +1025,9 @@ static void test_coordinator_without_will_is_forgotten(void **state)
 {
     (void)state;
     fleet_link *writer = open_link_as("coordinator", "ghost-writer");
-    publish_ghost_state(writer, true);
+    publish_ghost_state(writer, "a-ghost", true);
     start_fleet("mean-softmax", NULL);
-    publish_ghost_state(writer, false);
+    publish_ghost_state(writer, "a-ghost", false);
     fleet_link_destroy(writer);
     /* The agents may serve at once (their models cached, the last test's assignments still
      * retained), so the ghost's end is awaited in the log. */
@@ -1023,6 +1056,44 @@ static void test_coordinator_without_will_is_forgotten(void **state)
     assert_true(stop_fleet());
 }
 
+/* An operator removes what is gone for good by clearing its retained state (an empty retained
+ * message, the MQTT way): a ghost coordinator is taken as offline at once (not 16 s later),
+ * a decommissioned agent is forgotten and its retained assignment removed by its coordinator,
+ * and `fleetctl status` lists neither any more. */
+static void test_cleared_states_are_forgotten(void **state)
+{
+    (void)state;
+    start_fleet("mean-softmax", NULL);
+    fleet_link *writer = open_link_as("coordinator", "operator-with-rights");
+    publish_ghost_state(writer, "a-ghost-2", true);
+    await_log_line("main", "coordinator a-ghost-2 online");
+    publish_ghost_state(writer, "a-ghost-2", false);
+    await_log_line("main", "coordinator a-ghost-2 had its retained state cleared");
+    assert_int_equal(log_lines_with("main", "a-ghost-2 silent for 16 s"), 0); /* and never */
+    assert_int_equal(lines_in_log("agent-1", "bad coordinator state"), 0);
+    wait_until_healthy_on(STREAM); /* main leads again */
+
+    assert_true(test_stop_cleanly(fx.agents[3], "fleet-agent")); /* agent-4 goes for good */
+    fx.agents[3] = 0;
+    await_log_line("main", "agent agent-4 died");
+    assert_int_equal(fleet_link_publish(writer, PREFIX "/agent/agent-4/state", NULL, 0, 1, 1, NULL),
+                     FLEET_LINK_OK);
+    fleet_link_destroy(writer);
+    await_log_line("main", "agent agent-4 forgotten: its retained state was cleared");
+    char out[8192];
+    for (int tries = 0;; tries++) { /* the assignment's removal may still be on its way */
+        fleetctl_status(out, sizeof out);
+        if (!strstr(out, "agent-4") && !strstr(out, "a-ghost-2"))
+            break;
+        if (tries == 20)
+            fail_msg("fleetctl status still lists agent-4 or a-ghost-2:\n%s", out);
+    }
+    assert_non_null(strstr(out, "agent-3"));
+    assert_int_equal(log_lines_with("main", "bad "), 0); /* nothing taken for garbage */
+    wait_until_healthy_on(STREAM);                       /* three agents serve the family */
+    assert_true(stop_fleet());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1035,6 +1106,7 @@ int main(void)
         cmocka_unit_test_teardown(test_third_party_client_gets_decision, stop_fleet_after),
         cmocka_unit_test_teardown(test_existing_topics_in_json_out, stop_fleet_after),
         cmocka_unit_test_teardown(test_coordinator_without_will_is_forgotten, stop_fleet_after),
+        cmocka_unit_test_teardown(test_cleared_states_are_forgotten, stop_fleet_after),
     };
     if (getenv("FLEET_TEST_FILTER")) /* e.g. "*coordinators*": one test while debugging */
         cmocka_set_test_filter(getenv("FLEET_TEST_FILTER"));
