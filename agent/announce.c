@@ -119,6 +119,7 @@ void agent_publish_heartbeat(fleet_agent *a)
     h.processed = a->stats.processed;
     h.dropped_expired = a->stats.dropped_expired;
     h.dropped_full = a->stats.dropped_full;
+    h.dropped_moved = a->stats.dropped_moved;
     h.failed = a->stats.failed;
     pthread_mutex_unlock(&a->lock);
     uint8_t *buf = NULL;

@@ -86,6 +86,7 @@ typedef struct fleet_agent_stats {
     uint64_t processed;       /* requests on which at least one variant ran */
     uint64_t dropped_expired; /* requests whose deadline passed before the worker took them */
     uint64_t dropped_full;    /* requests pushed out of a full queue (the oldest go first) */
+    uint64_t dropped_moved;   /* requests queued for a stream the agent had left by their turn */
     uint64_t failed;          /* requests a variant could not run (wrong size, model error) */
     uint64_t bad_messages;    /* undecodable or inconsistent messages on any topic */
     uint64_t reconnects;      /* broker sessions re-established (each with a new birth) */

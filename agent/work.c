@@ -147,10 +147,11 @@ static void serve(fleet_agent *a, const fleet_link_message *m)
         agent_count(a, &a->stats.bad_messages, 1);
         return;
     }
-    bool ran = false, failed = false, expired = false;
+    bool ran = false, failed = false, expired = false, moved = false;
     pthread_mutex_lock(&a->models_lock);
-    if (strcmp(r.stream, a->stream) != 0)
-        agent_log(a, FLEET_LOG_DEBUG, "request %s is for stream '%s'", r.id, r.stream);
+    if ((moved = strcmp(r.stream, a->stream) != 0))
+        agent_log(a, FLEET_LOG_DEBUG, "request %s is for stream '%s', no longer served", r.id,
+                  r.stream);
     else if ((expired = fleet_link_now_us() > deadline_us(a, m, &r)))
         agent_log(a, FLEET_LOG_DEBUG, "request %s expired in the queue", r.id);
     else
@@ -158,6 +159,7 @@ static void serve(fleet_agent *a, const fleet_link_message *m)
     pthread_mutex_unlock(&a->models_lock);
     pthread_mutex_lock(&a->lock);
     a->stats.dropped_expired += expired;
+    a->stats.dropped_moved += moved;
     a->stats.processed += ran;
     a->stats.failed += failed;
     pthread_mutex_unlock(&a->lock);

@@ -115,7 +115,7 @@ static void update_heartbeat(fleet_ops_view *v, const char *id, const fleet_link
     a->latency_ewma_us = h.latency_ewma_us;
     a->heard_us = m->received_us;
     a->processed = h.processed;
-    a->dropped = h.dropped_expired + h.dropped_full;
+    a->dropped = h.dropped_expired + h.dropped_full + h.dropped_moved;
 }
 
 static void update_coordinator(fleet_ops_view *v, const char *id, const fleet_link_message *m)

@@ -251,9 +251,10 @@ static fleet_msg_heartbeat await_heartbeat(const char *id, heartbeat_test ok, co
             return h;
     }
     fail_msg("no heartbeat of %s as expected (last: queue %u, processed %llu, expired %llu, "
-             "full %llu, failed %llu)",
+             "full %llu, moved %llu, failed %llu)",
              id, h.queue, (unsigned long long)h.processed, (unsigned long long)h.dropped_expired,
-             (unsigned long long)h.dropped_full, (unsigned long long)h.failed);
+             (unsigned long long)h.dropped_full, (unsigned long long)h.dropped_moved,
+             (unsigned long long)h.failed);
     return h;
 }
 
@@ -262,7 +263,7 @@ static bool heartbeat_equals(const fleet_msg_heartbeat *h, const void *want)
     const fleet_msg_heartbeat *w = want;
     return h->queue == w->queue && h->processed == w->processed &&
            h->dropped_expired == w->dropped_expired && h->dropped_full == w->dropped_full &&
-           h->failed == w->failed;
+           h->dropped_moved == w->dropped_moved && h->failed == w->failed;
 }
 
 /* The next model_get of agent id, on its own topic (other agents' requests are skipped). */
@@ -840,6 +841,28 @@ static void test_queue_full_and_expired(void **state)
     agent_queue_hold(r.agent, false);
     res = await_result(&r);
     assert_string_equal(res.id, "stream-default");
+
+    /* Requests still queued when an assignment moves the agent to another stream are dropped
+     * and counted as moved. */
+    agent_queue_hold(r.agent, true);
+    send_request(&r, "left-behind-1", 60000);
+    send_request(&r, "left-behind-2", 60000);
+    want =
+        (fleet_msg_heartbeat){.queue = 2, .processed = 10, .dropped_expired = 4, .dropped_full = 2};
+    await_heartbeat(r.id, heartbeat_equals, &want);
+    assign_to(r.id, "elsewhere", 3, &v, 1);
+    double until_moved = fleet_link_now_us() + 1e3 * WAIT_MS;
+    for (fleet_agent_stats st = {0}; st.epoch != 3;) {
+        fleet_agent_get_stats(r.agent, &st);
+        if (fleet_link_now_us() > until_moved)
+            fail_msg("gw-5 never took the assignment to stream 'elsewhere'");
+        struct timespec pause = {0, 10000000};
+        nanosleep(&pause, NULL);
+    }
+    agent_queue_hold(r.agent, false);
+    want = (fleet_msg_heartbeat){
+        .processed = 10, .dropped_expired = 4, .dropped_full = 2, .dropped_moved = 2};
+    await_heartbeat(r.id, heartbeat_equals, &want);
     stop_agent(&r);
 }
 

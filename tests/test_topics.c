@@ -149,6 +149,7 @@ static void test_round_trips(void **state)
                              .processed = 100,
                              .dropped_expired = 1,
                              .dropped_full = 2,
+                             .dropped_moved = 4,
                              .failed = 3,
                              .time_ms = 5},
                         h2;

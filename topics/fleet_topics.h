@@ -138,6 +138,8 @@ typedef struct fleet_msg_heartbeat {
     uint32_t queue;           /* requests waiting */
     uint32_t latency_ewma_us; /* inference latency, exponentially weighted */
     uint64_t processed, dropped_expired, dropped_full, failed;
+    uint64_t dropped_moved; /* queued for a stream the agent no longer served when their turn
+                               came (its assignment moved it) */
     uint64_t time_ms;
 } fleet_msg_heartbeat;
 

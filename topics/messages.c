@@ -211,7 +211,7 @@ fleet_topics_status fleet_msg_heartbeat_encode(const fleet_msg_heartbeat *m, uin
     if ((st = topics_check_id("agent", m->agent)))
         return st;
     topics_writer w;
-    topics_writer_init(&w, 11);
+    topics_writer_init(&w, 12);
     topics_put_str(&w, "agent", m->agent);
     topics_put_uint(&w, "bdseq", m->bdseq);
     topics_put_uint(&w, "seq", m->seq);
@@ -221,6 +221,7 @@ fleet_topics_status fleet_msg_heartbeat_encode(const fleet_msg_heartbeat *m, uin
     topics_put_uint(&w, "processed", m->processed);
     topics_put_uint(&w, "dropped_expired", m->dropped_expired);
     topics_put_uint(&w, "dropped_full", m->dropped_full);
+    topics_put_uint(&w, "dropped_moved", m->dropped_moved);
     topics_put_uint(&w, "failed", m->failed);
     topics_put_uint(&w, "time_ms", m->time_ms);
     return topics_writer_finish(&w, buf, len);
@@ -244,6 +245,7 @@ fleet_topics_status fleet_msg_heartbeat_decode(const uint8_t *buf, size_t len,
     TRY(topics_get_uint(&r, "processed", false, UINT64_MAX, &m->processed));
     TRY(topics_get_uint(&r, "dropped_expired", false, UINT64_MAX, &m->dropped_expired));
     TRY(topics_get_uint(&r, "dropped_full", false, UINT64_MAX, &m->dropped_full));
+    TRY(topics_get_uint(&r, "dropped_moved", false, UINT64_MAX, &m->dropped_moved));
     TRY(topics_get_uint(&r, "failed", false, UINT64_MAX, &m->failed));
     TRY(topics_get_uint(&r, "time_ms", false, UINT64_MAX, &m->time_ms));
     m->queue = (uint32_t)queue;
