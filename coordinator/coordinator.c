@@ -184,6 +184,9 @@ static void publish_assignment(fleet_coordinator *c, coord_agent *a)
     }
     char topic[FLEET_TOPICS_MAX_TOPIC];
     fleet_topic_build(c->cfg.prefix, FLEET_TOPIC_AGENT_ASSIGNMENT, a->id, topic, sizeof topic);
+    /* Its results may be taken from now on: they travel at QoS 0 and can overtake the QoS 1
+     * echo of this assignment. */
+    coord_members_note_assignment(a, &c->family, &m, c->cfg.stream);
     uint8_t *buf = NULL;
     size_t len = 0;
     fleet_topics_status st = fleet_msg_assignment_encode(&m, &buf, &len);
@@ -296,7 +299,8 @@ static void on_agent_state_cleared(fleet_coordinator *c, const char *agent)
     bool ours = a && a->ours;
     if (!coord_members_forget(&c->members, agent)) {
         if (a)
-            LOG(c, 1, "agent %s's retained state was cleared while it is alive: ignored", agent);
+            LOG(c, 1, "agent %s's retained state was cleared while its session lives: ignored",
+                agent);
         return;
     }
     LOG(c, 2, "agent %s forgotten: its retained state was cleared", agent);
@@ -410,11 +414,15 @@ static void peers_changed(fleet_coordinator *c, const char *who, const char *how
 /* Assignments are retained per agent: a coordinator that follows its stream's leader learns
  * from them which of its variants each agent serves; any coordinator learns that an agent it
  * counted on now serves someone else. */
-static void on_assignment(fleet_coordinator *c, const fleet_link_message *m)
+static void on_assignment(fleet_coordinator *c, const fleet_link_message *m, const char *agent)
 {
     fleet_msg_assignment as;
-    if (m->len == 0)
-        return; /* a retained assignment removed (a decommissioned agent): nothing to follow */
+    if (m->len == 0) { /* a retained assignment removed: nothing to follow */
+        coord_agent *cleared = coord_members_find(&c->members, agent);
+        if (cleared)
+            cleared->retained_mine = false; /* one of ours alive gets it again (restate) */
+        return;
+    }
     if (!decoded(c, m, "assignment", 1, fleet_msg_assignment_decode(m->payload, m->len, &as)))
         return;
     coord_agent *a = coord_members_find(&c->members, as.agent);
@@ -602,8 +610,14 @@ static void dispatch(fleet_coordinator *c, const fleet_link_message *m)
 {
     fleet_topic_ref t;
     if (fleet_topic_parse(c->cfg.prefix, m->topic, &t) != FLEET_TOPICS_OK) {
-        if (c->cfg.input_filter[0])
-            on_raw_input(c, m);
+        size_t n = strlen(c->cfg.prefix);
+        bool fleets = strncmp(m->topic, c->cfg.prefix, n) == 0 && m->topic[n] == '/';
+        if (fleets) { /* e.g. a result topic naming an id longer than ids may be */
+            c->stats.bad_messages++;
+            LOG(c, 3, "message on %s: %s", m->topic, fleet_topics_last_error());
+        } else if (c->cfg.input_filter[0]) {
+            on_raw_input(c, m); /* only what the input filter brought is outside the fleet */
+        }
         return;
     }
     const char *id = t.id;
@@ -622,7 +636,7 @@ static void dispatch(fleet_coordinator *c, const fleet_link_message *m)
         on_coordinator_state(c, m, id);
         break;
     case FLEET_TOPIC_AGENT_ASSIGNMENT:
-        on_assignment(c, m);
+        on_assignment(c, m, id);
         break;
     case FLEET_TOPIC_STREAM_REQUEST:
         if (ours)

@@ -34,12 +34,15 @@ fleet_link *fleet_ops_connect(const char *url, const char *user, const char *pas
     return link;
 }
 
-static fleet_ops_agent *agent(fleet_ops_view *v, const char *id)
+/* The agent's entry; a new one only when add (its state makes an agent known: a retained
+ * assignment or a heartbeat alone may be what is left of a decommissioned one). States come
+ * first: they are subscribed to first (fleet_ops_connect). */
+static fleet_ops_agent *agent(fleet_ops_view *v, const char *id, bool add)
 {
     for (size_t i = 0; i < v->n_agents; i++)
         if (strcmp(v->agents[i].id, id) == 0)
             return &v->agents[i];
-    if (v->n_agents == FLEET_OPS_MAX_AGENTS)
+    if (!add || v->n_agents == FLEET_OPS_MAX_AGENTS)
         return NULL;
     fleet_ops_agent *a = &v->agents[v->n_agents++];
     memset(a, 0, sizeof *a);
@@ -81,7 +84,7 @@ static void update_state(fleet_ops_view *v, const char *id, const fleet_link_mes
     fleet_msg_agent_state s;
     fleet_ops_agent *a = NULL;
     if (fleet_msg_agent_state_decode(m->payload, m->len, &s) != FLEET_TOPICS_OK ||
-        !(a = agent(v, id)))
+        !(a = agent(v, id, true)))
         return;
     uint64_t bdseq = s.alive ? s.birth.bdseq : s.death.bdseq;
     if (bdseq < a->bdseq)
@@ -97,7 +100,7 @@ static void update_assignment(fleet_ops_view *v, const char *id, const fleet_lin
     fleet_msg_assignment s;
     fleet_ops_agent *a = NULL; /* an unreadable message makes no entry */
     if (fleet_msg_assignment_decode(m->payload, m->len, &s) != FLEET_TOPICS_OK ||
-        !(a = agent(v, id)) || s.epoch < a->epoch)
+        !(a = agent(v, id, false)) || s.epoch < a->epoch)
         return;
     a->epoch = s.epoch;
     a->n_variants = s.n_variants;
@@ -110,7 +113,7 @@ static void update_heartbeat(fleet_ops_view *v, const char *id, const fleet_link
     fleet_msg_heartbeat h;
     fleet_ops_agent *a = NULL;
     if (fleet_msg_heartbeat_decode(m->payload, m->len, &h) != FLEET_TOPICS_OK ||
-        !(a = agent(v, id)))
+        !(a = agent(v, id, false)))
         return;
     a->latency_ewma_us = h.latency_ewma_us;
     a->heard_us = m->received_us;

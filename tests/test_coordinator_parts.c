@@ -172,8 +172,11 @@ static void test_forget_only_the_dead(void **state)
     assert_true(coord_members_forget(&m, "gw-1"));
     assert_int_equal(m.count, 2);
     assert_null(coord_members_find(&m, "gw-1"));
-    assert_non_null(coord_members_find(&m, "gw-2")); /* the others keep their places' data */
-    assert_non_null(coord_members_find(&m, "gw-3"));
+    assert_string_equal(m.agents[0].id, "gw-3"); /* the last took its place, whole */
+    assert_true(m.agents[0].silent && !m.agents[0].alive);
+    assert_int_equal(m.agents[0].bdseq, 1);
+    assert_int_equal(m.agents[0].n_models, 1);
+    assert_ptr_equal(coord_members_find(&m, "gw-2"), &m.agents[1]);
     assert_false(coord_members_forget(&m, "gw-1"));
 }
 

@@ -737,13 +737,14 @@ static size_t log_lines_with(const char *coordinator, const char *needle)
     return lines_in_log(daemon, needle);
 }
 
-/* Until the coordinator's log has a line with needle (the test fails after a while). */
-static void await_log_line(const char *coordinator, const char *needle)
+/* Until a daemon's log ("coordinator-main", "agent-1") has a line with needle (the test fails
+ * after a while). */
+static void await_log_line(const char *daemon, const char *needle)
 {
     double until = fleet_link_now_us() + 30e6 * patience();
-    while (log_lines_with(coordinator, needle) == 0) {
+    while (lines_in_log(daemon, needle) == 0) {
         if (fleet_link_now_us() > until)
-            fail_with_logs("coordinator %s never logged \"%s\"", coordinator, needle);
+            fail_with_logs("%s never logged \"%s\"", daemon, needle);
         struct timespec pause = {0, 100000000};
         nanosleep(&pause, NULL);
     }
@@ -984,6 +985,14 @@ static void test_existing_topics_in_json_out(void **state)
     o.client_id = o.username = "dashboard";
     assert_int_equal(fleet_link_create(&o, &dashboard), FLEET_LINK_OK);
     assert_int_equal(fleet_link_subscribe(dashboard, "mirror/line-1", 0), FLEET_LINK_OK);
+    /* A frame's size on a fleet topic the coordinator reads but cannot parse (an agent id
+     * over 64 characters) is refused, not taken for a camera's frame: one decision comes. */
+    fleet_link *stranger = open_link_as("coordinator", "stranger");
+    char long_topic[256];
+    snprintf(long_topic, sizeof long_topic, PREFIX "/stream/" STREAM "/result/%070d", 7);
+    assert_int_equal(fleet_link_publish(stranger, long_topic, fx.data.pixels, 784, 1, 0, NULL),
+                     FLEET_LINK_OK);
+    fleet_link_destroy(stranger); /* its publish has been handed over */
     assert_int_equal(
         fleet_link_publish(camera, "cameras/7/frame", fx.data.pixels + 3 * 784, 784, 0, 0, NULL),
         FLEET_LINK_OK);
@@ -1066,20 +1075,19 @@ static void test_cleared_states_are_forgotten(void **state)
     start_fleet("mean-softmax", NULL);
     fleet_link *writer = open_link_as("coordinator", "operator-with-rights");
     publish_ghost_state(writer, "a-ghost-2", true);
-    await_log_line("main", "coordinator a-ghost-2 online");
+    await_log_line("coordinator-main", "coordinator a-ghost-2 online");
     publish_ghost_state(writer, "a-ghost-2", false);
-    await_log_line("main", "coordinator a-ghost-2 had its retained state cleared");
-    assert_int_equal(log_lines_with("main", "a-ghost-2 silent for 16 s"), 0); /* and never */
-    assert_int_equal(lines_in_log("agent-1", "bad coordinator state"), 0);
+    await_log_line("coordinator-main", "coordinator a-ghost-2 had its retained state cleared");
+    await_log_line("agent-1", "coordinator a-ghost-2 is gone (its retained state was cleared)");
     wait_until_healthy_on(STREAM); /* main leads again */
 
     assert_true(test_stop_cleanly(fx.agents[3], "fleet-agent")); /* agent-4 goes for good */
     fx.agents[3] = 0;
-    await_log_line("main", "agent agent-4 died");
+    await_log_line("coordinator-main", "agent agent-4 died");
     assert_int_equal(fleet_link_publish(writer, PREFIX "/agent/agent-4/state", NULL, 0, 1, 1, NULL),
                      FLEET_LINK_OK);
     fleet_link_destroy(writer);
-    await_log_line("main", "agent agent-4 forgotten: its retained state was cleared");
+    await_log_line("coordinator-main", "agent agent-4 forgotten: its retained state was cleared");
     char out[8192];
     for (int tries = 0;; tries++) { /* the assignment's removal may still be on its way */
         fleetctl_status(out, sizeof out);

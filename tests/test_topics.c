@@ -404,6 +404,19 @@ static void test_result_topics_name_their_agent(void **state)
     assert_int_equal(fleet_topic_build_result("p", "s1", "a/b", topic, sizeof topic),
                      FLEET_TOPICS_EINVAL);
     assert_int_equal(fleet_topic_parse("p", "p/stream/s1/result", &t), FLEET_TOPICS_ETOPIC);
+    /* The longest prefix and ids fit the buffer every program uses for a topic. */
+    char prefix[FLEET_TOPICS_MAX_PREFIX + 2], stream[FLEET_TOPICS_MAX_ID + 1],
+        agent[FLEET_TOPICS_MAX_ID + 1];
+    memset(prefix, 'p', sizeof prefix - 1), prefix[FLEET_TOPICS_MAX_PREFIX] = '\0';
+    memset(stream, 's', sizeof stream - 1), stream[FLEET_TOPICS_MAX_ID] = '\0';
+    memset(agent, 'a', sizeof agent - 1), agent[FLEET_TOPICS_MAX_ID] = '\0';
+    assert_int_equal(fleet_topic_build_result(prefix, stream, agent, topic, sizeof topic),
+                     FLEET_TOPICS_OK);
+    assert_int_equal(fleet_topic_parse(prefix, topic, &t), FLEET_TOPICS_OK);
+    assert_string_equal(t.agent, agent);
+    prefix[FLEET_TOPICS_MAX_PREFIX] = 'p', prefix[FLEET_TOPICS_MAX_PREFIX + 1] = '\0';
+    assert_int_equal(fleet_topic_build_result(prefix, stream, agent, topic, sizeof topic),
+                     FLEET_TOPICS_EINVAL);
 }
 
 static void test_topics_refused(void **state)

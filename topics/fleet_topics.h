@@ -16,13 +16,16 @@ extern "C" {
 #define FLEET_TOPICS_MAX_ID 64                 /* agent, coordinator, stream and request ids */
 #define FLEET_TOPICS_MAX_ERROR 160             /* a refused request's explanation */
 #define FLEET_TOPICS_MAX_DEADLINE_MS 86400000u /* a day: requests and assignments */
-#define FLEET_TOPICS_MAX_TOPIC 256             /* a whole topic name */
-#define FLEET_TOPICS_MAX_VARIANTS 16           /* variants in one assignment, decision or birth */
-#define FLEET_TOPICS_MAX_TOPK 64               /* (class, probability) pairs in one result */
-#define FLEET_TOPICS_MAX_DIMS 6                /* tensor rank */
-#define FLEET_TOPICS_MAX_TENSOR (1u << 22)     /* tensor and feature bytes (4 MiB) */
-#define FLEET_TOPICS_MAX_CHUNK (1u << 18)      /* model chunk bytes (256 KiB) */
-#define FLEET_TOPICS_DIGEST_HEX 64             /* SHA-256 as lowercase hex */
+#define FLEET_TOPICS_MAX_PREFIX 128            /* the topic prefix, "fleet/<fleet-id>" */
+#define FLEET_TOPICS_MAX_TOPIC                                                                     \
+    288                                    /* a whole topic name: the longest, a result topic with \
+                                              the longest prefix and ids, is 272 bytes */
+#define FLEET_TOPICS_MAX_VARIANTS 16       /* variants in one assignment, decision or birth */
+#define FLEET_TOPICS_MAX_TOPK 64           /* (class, probability) pairs in one result */
+#define FLEET_TOPICS_MAX_DIMS 6            /* tensor rank */
+#define FLEET_TOPICS_MAX_TENSOR (1u << 22) /* tensor and feature bytes (4 MiB) */
+#define FLEET_TOPICS_MAX_CHUNK (1u << 18)  /* model chunk bytes (256 KiB) */
+#define FLEET_TOPICS_DIGEST_HEX 64         /* SHA-256 as lowercase hex */
 
 typedef enum fleet_topics_status {
     FLEET_TOPICS_OK = 0,
@@ -178,7 +181,8 @@ typedef struct fleet_msg_assignment {
     size_t n_variants;
 } fleet_msg_assignment;
 
-/* <p>/model/get: chunks [first, first + count) of a model; answered on the agent's chunk topic. */
+/* <p>/agent/<agent>/model-get: chunks [first, first + count) of a model; answered on the
+ * agent's chunk topic. */
 typedef struct fleet_msg_model_get {
     char agent[FLEET_TOPICS_MAX_ID + 1];
     char digest[FLEET_TOPICS_DIGEST_HEX + 1];

@@ -23,10 +23,15 @@ static const struct {
 
 #define N_FORMS (sizeof topic_forms / sizeof topic_forms[0])
 
+_Static_assert(FLEET_TOPICS_MAX_PREFIX + sizeof "/stream/" - 1 + FLEET_TOPICS_MAX_ID +
+                       sizeof "/result/" - 1 + FLEET_TOPICS_MAX_ID <
+                   FLEET_TOPICS_MAX_TOPIC,
+               "the longest result topic must fit FLEET_TOPICS_MAX_TOPIC");
+
 static fleet_topics_status check_prefix(const char *prefix)
 {
     size_t n = prefix ? strlen(prefix) : 0;
-    if (n == 0 || n > FLEET_TOPICS_MAX_TOPIC / 2 || prefix[n - 1] == '/' || prefix[0] == '/' ||
+    if (n == 0 || n > FLEET_TOPICS_MAX_PREFIX || prefix[n - 1] == '/' || prefix[0] == '/' ||
         strpbrk(prefix, "+#"))
         return topics_fail(FLEET_TOPICS_EINVAL,
                            "prefix '%s' must be a non-empty topic without "
