@@ -46,6 +46,15 @@ static double aggregation_rate(void)
                             (1u << VARIANTS) - 1,
                             {encode_decision, NULL},
                             &stats};
+    /* One agent per variant, as in the demo: a result is taken only from the agent that was
+     * given its variant (coordinator.c checks every result this way). */
+    static coord_members members;
+    for (int v = 0; v < VARIANTS; v++) {
+        coord_agent *a = &members.agents[members.count++];
+        snprintf(a->id, sizeof a->id, "agent-%d", v);
+        a->alive = true;
+        a->ever_assigned = 1u << v;
+    }
     /* Every result as it arrives on the wire: ten (class, probability) pairs. */
     uint8_t **wire = malloc(REQUESTS * VARIANTS * sizeof *wire);
     size_t *lens = malloc(REQUESTS * VARIANTS * sizeof *lens);
@@ -75,7 +84,8 @@ static double aggregation_rate(void)
         for (int v = 0; v < VARIANTS; v++) {
             fleet_msg_result r;
             fleet_msg_result_decode(wire[i * VARIANTS + v], lens[i * VARIANTS + v], &r);
-            coord_stream_result(&s, &env, &r, now, 1e6);
+            if (coord_members_may_answer(&members, r.agent, r.variant))
+                coord_stream_result(&s, &env, &r, now, 1e6);
         }
         coord_stream_sweep(&s, &env, now);
     }

@@ -353,18 +353,12 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
 {
     fleet_msg_coordinator_state s;
     if (m->len == 0) { /* its retained state was removed (an operator clearing a ghost) */
-        if (strcmp(coordinator, c->cfg.id) == 0) {
+        coord_peer gone;
+        if (strcmp(coordinator, c->cfg.id) == 0)
             publish_state(c, true); /* ours: we are here */
-            return;
-        }
-        s = (fleet_msg_coordinator_state){.online = false};
-        snprintf(s.coordinator, sizeof s.coordinator, "%s", coordinator);
-        for (size_t i = 0; i < c->peers.count; i++) /* for the log */
-            if (strcmp(c->peers.peers[i].id, coordinator) == 0)
-                snprintf(s.stream, sizeof s.stream, "%s", c->peers.peers[i].stream);
-        if (coord_peers_update(&c->peers, &s, m->received_us) == COORD_PEERS_CHANGED)
-            peers_changed(c, coordinator, "had its retained state cleared, taken as offline",
-                          s.stream);
+        else if (coord_peers_forget(&c->peers, coordinator, &gone))
+            peers_changed(c, gone.id, "had its retained state cleared, taken as offline",
+                          gone.stream);
         return;
     }
     if (!decoded(c, m, "coordinator state", 1,

@@ -170,6 +170,9 @@ coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinato
  * while the broker was down, and the broker then crashed, keeping its retained online state);
  * copies it into gone and returns true, or returns false when there is none. */
 bool coord_peers_expire_one(coord_peers *p, double now_us, double silence_us, coord_peer *gone);
+/* Removes peer id (its retained state was cleared); copies it into gone and returns true, or
+ * returns false when it is not known. */
+bool coord_peers_forget(coord_peers *p, const char *id, coord_peer *gone);
 /* Sets every agent's `ours` (an agent that stops being ours forgets its variants); returns
  * how many changed. */
 size_t coord_peers_claim(const coord_peers *p, coord_members *m);

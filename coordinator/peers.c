@@ -114,15 +114,29 @@ coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinato
     return COORD_PEERS_CHANGED;
 }
 
+/* Copies peer i into gone and removes it. */
+static void remove_peer(coord_peers *p, size_t i, coord_peer *gone)
+{
+    *gone = p->peers[i];
+    p->peers[i] = p->peers[--p->count];
+}
+
 bool coord_peers_expire_one(coord_peers *p, double now_us, double silence_us, coord_peer *gone)
 {
     for (size_t i = 0; i < p->count; i++)
         if (now_us - p->peers[i].heard_us > silence_us) {
-            *gone = p->peers[i];
-            p->peers[i] = p->peers[--p->count];
+            remove_peer(p, i, gone);
             return true;
         }
     return false;
+}
+
+bool coord_peers_forget(coord_peers *p, const char *id, coord_peer *gone)
+{
+    coord_peer *known = find(p, id);
+    if (known)
+        remove_peer(p, (size_t)(known - p->peers), gone);
+    return known != NULL;
 }
 
 size_t coord_peers_claim(const coord_peers *p, coord_members *m)

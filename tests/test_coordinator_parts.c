@@ -24,6 +24,21 @@ static void fake_family(coord_family *f, size_t count)
     }
 }
 
+static fleet_msg_birth birth(const char *id, uint64_t bdseq, const coord_family *f,
+                             uint32_t loaded);
+
+/* A table of n agents, all born (bdseq 1) with the models in loaded, over a family of count. */
+static void born_members(coord_members *m, coord_family *f, size_t count, const char *const *ids,
+                         size_t n, uint32_t loaded)
+{
+    fake_family(f, count);
+    memset(m, 0, sizeof *m);
+    for (size_t i = 0; i < n; i++) {
+        fleet_msg_birth b = birth(ids[i], 1, f, loaded);
+        assert_int_equal(coord_members_birth(m, &b, 0), COORD_BIRTH_CHANGED);
+    }
+}
+
 static fleet_msg_birth birth(const char *id, uint64_t bdseq, const coord_family *f, uint32_t loaded)
 {
     fleet_msg_birth b;
@@ -112,8 +127,6 @@ static void test_full_table_forgets_the_longest_dead(void **state)
     assert_non_null(coord_members_find(&m, silent));
 }
 
-/* Two coordinators publishing at once can leave the agent following one assignment and the
- * broker retaining another (a lower epoch published later): either is a contest. */
 /* An agent may answer only for variants an assignment for our stream once gave it (by us or
  * anyone: followers hear the leader's); a later assignment does not take the right back, so
  * results still in flight after a move count. */
@@ -121,11 +134,9 @@ static void test_results_only_for_assigned_variants(void **state)
 {
     (void)state;
     coord_family f;
-    fake_family(&f, 4);
     static coord_members m;
-    memset(&m, 0, sizeof m);
-    fleet_msg_birth b = birth("gw-1", 1, &f, 15);
-    coord_members_birth(&m, &b, 0);
+    static const char *const ids[] = {"gw-1"};
+    born_members(&m, &f, 4, ids, 1, 15);
     coord_agent *a = coord_members_find(&m, "gw-1");
     for (uint32_t v = 0; v < 4; v++)
         assert_false(coord_members_may_answer(&m, "gw-1", v)); /* loaded is not assigned */
@@ -155,14 +166,9 @@ static void test_forget_only_the_dead(void **state)
 {
     (void)state;
     coord_family f;
-    fake_family(&f, 1);
     static coord_members m;
-    memset(&m, 0, sizeof m);
-    const char *ids[] = {"gw-1", "gw-2", "gw-3"};
-    for (int i = 0; i < 3; i++) {
-        fleet_msg_birth b = birth(ids[i], 1, &f, 1);
-        coord_members_birth(&m, &b, 0);
-    }
+    static const char *const ids[] = {"gw-1", "gw-2", "gw-3"};
+    born_members(&m, &f, 1, ids, 3, 1);
     assert_false(coord_members_forget(&m, "gw-1"));   /* alive */
     assert_false(coord_members_forget(&m, "gw-9"));   /* unknown */
     assert_true(coord_members_expire(&m, 10e6, 1e6)); /* all silent */
@@ -180,6 +186,8 @@ static void test_forget_only_the_dead(void **state)
     assert_false(coord_members_forget(&m, "gw-1"));
 }
 
+/* Two coordinators publishing at once can leave the agent following one assignment and the
+ * broker retaining another (a lower epoch published later): either is a contest. */
 static void test_contested_by_followed_or_retained(void **state)
 {
     (void)state;
@@ -366,6 +374,13 @@ static void test_peers_forget_the_silent(void **state)
     fleet_msg_coordinator_state a = {.coordinator = "a", .online = true, .stream = "s"};
     assert_int_equal(coord_peers_update(&p, &a, 17e6), COORD_PEERS_CHANGED);
     assert_false(coord_peers_leader(&p));
+    /* A cleared retained state takes the peer away at once, whatever its silence. */
+    assert_true(coord_peers_forget(&p, "a", &gone));
+    assert_string_equal(gone.id, "a");
+    assert_string_equal(gone.stream, "s");
+    assert_true(coord_peers_leader(&p));
+    assert_false(coord_peers_forget(&p, "a", &gone));
+    assert_false(coord_peers_forget(&p, "nobody", &gone));
 }
 
 /* Coordinators sharing a fleet agree on every agent's owner without talking, share the agents

@@ -354,30 +354,31 @@ static void test_encoders_validate(void **state)
     assert_null(buf);
 }
 
+/* kind and id under prefix build `expected`, which parses back to them. */
+static void assert_topic(const char *prefix, fleet_topic_kind kind, const char *id,
+                         const char *expected)
+{
+    char topic[FLEET_TOPICS_MAX_TOPIC];
+    fleet_topic_ref t;
+    assert_int_equal(fleet_topic_build(prefix, kind, id, topic, sizeof topic), FLEET_TOPICS_OK);
+    assert_string_equal(topic, expected);
+    assert_int_equal(fleet_topic_parse(prefix, topic, &t), FLEET_TOPICS_OK);
+    assert_int_equal(t.kind, kind);
+    assert_string_equal(t.id, id);
+    assert_string_equal(t.agent, "");
+}
+
 static void test_topics_build_and_parse(void **state)
 {
     (void)state;
+    assert_topic("plant/a", FLEET_TOPIC_STREAM_REQUEST, "line-3", "plant/a/stream/line-3/request");
+    assert_topic("p", FLEET_TOPIC_AGENT_MODEL_GET, "gw-2", "p/agent/gw-2/model-get");
+    assert_topic("p", FLEET_TOPIC_COORDINATOR_STATE, "main", "p/coordinator/main/state");
     char topic[FLEET_TOPICS_MAX_TOPIC];
-    fleet_topic_ref t;
-    assert_int_equal(
-        fleet_topic_build("plant/a", FLEET_TOPIC_STREAM_REQUEST, "line-3", topic, sizeof topic),
-        FLEET_TOPICS_OK);
-    assert_string_equal(topic, "plant/a/stream/line-3/request");
-    assert_int_equal(fleet_topic_parse("plant/a", topic, &t), FLEET_TOPICS_OK);
-    assert_int_equal(t.kind, FLEET_TOPIC_STREAM_REQUEST);
-    assert_string_equal(t.id, "line-3");
-    assert_string_equal(t.agent, "");
     assert_int_equal(
         fleet_topic_build("plant/a", FLEET_TOPIC_AGENT_STATE, "+", topic, sizeof topic),
         FLEET_TOPICS_OK);
-    assert_string_equal(topic, "plant/a/agent/+/state");
-    assert_int_equal(
-        fleet_topic_build("p", FLEET_TOPIC_AGENT_MODEL_GET, "gw-2", topic, sizeof topic),
-        FLEET_TOPICS_OK);
-    assert_string_equal(topic, "p/agent/gw-2/model-get");
-    assert_int_equal(fleet_topic_parse("p", topic, &t), FLEET_TOPICS_OK);
-    assert_int_equal(t.kind, FLEET_TOPIC_AGENT_MODEL_GET);
-    assert_string_equal(t.id, "gw-2");
+    assert_string_equal(topic, "plant/a/agent/+/state"); /* a filter: it does not parse */
 }
 
 /* A result topic names the stream and, last, the agent that sent it: the ACL's %u. */
