@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "fleet_agent_stop needs a lock-free atomic int");
 
@@ -108,6 +109,18 @@ static fleet_agent_status connect_link(fleet_agent *a)
     return FLEET_AGENT_OK;
 }
 
+/* beat_wake waits on CLOCK_MONOTONIC: a gateway's wall clock may be stepped (NTP after boot),
+ * and a step back would stretch a wait and silence the heartbeats. */
+static void init_beat_sync(fleet_agent *a)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&a->beat_wake, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&a->beat_lock, NULL);
+}
+
 fleet_agent_status fleet_agent_create(const fleet_agent_config *config, fleet_agent **out)
 {
     if (!config || !out || !config->id[0])
@@ -120,6 +133,7 @@ fleet_agent_status fleet_agent_create(const fleet_agent_config *config, fleet_ag
         snprintf(a->cfg.cache, sizeof a->cfg.cache, "/var/lib/fleetinfer/%s", a->cfg.id);
     pthread_mutex_init(&a->models_lock, NULL);
     pthread_mutex_init(&a->lock, NULL);
+    init_beat_sync(a);
     atomic_init(&a->stopping, 0);
     fleet_agent_status st = build_topics(a);
     if (st == FLEET_AGENT_OK)
@@ -134,6 +148,8 @@ fleet_agent_status fleet_agent_create(const fleet_agent_config *config, fleet_ag
         goto fail;
     a->worker_started = true;
     agent_publish_birth(a);
+    if ((st = agent_beat_start(a)) != FLEET_AGENT_OK)
+        goto fail; /* destroy publishes the death of the birth just sent */
     agent_log(a, FLEET_LOG_INFO, "up (bdseq %llu) at %s, cache %s", (unsigned long long)a->bdseq,
               a->cfg.broker, a->cfg.cache);
     *out = a;
@@ -194,21 +210,22 @@ static void check_reconnect(fleet_agent *a)
     agent_publish_birth(a);
 }
 
+/* The death is the last thing the session says: the beat thread is joined first. */
+static void publish_death_last(fleet_agent *a)
+{
+    agent_beat_stop(a);
+    agent_publish_death(a);
+    a->death_published = true;
+}
+
+/* Heartbeats are not this loop's job (the beat thread's): a step here may take seconds. */
 fleet_agent_status fleet_agent_run(fleet_agent *a)
 {
-    double next_beat = fleet_link_now_us();
     while (!atomic_load(&a->stopping)) {
-        double now = fleet_link_now_us();
-        if (now >= next_beat) {
-            agent_publish_heartbeat(a);
-            next_beat = now + a->cfg.heartbeat_ms * 1000.0;
-        }
-        agent_tick_downloads(a, now);
+        agent_tick_downloads(a, fleet_link_now_us());
         check_reconnect(a);
-        int wait_ms = (int)((next_beat - now) / 1000.0) + 1;
         fleet_link_message *m = NULL;
-        fleet_link_status st =
-            fleet_link_receive(a->link, wait_ms < AGENT_POLL_MS ? wait_ms : AGENT_POLL_MS, &m);
+        fleet_link_status st = fleet_link_receive(a->link, AGENT_POLL_MS, &m);
         if (st == FLEET_LINK_OK)
             dispatch(a, m);
         else if (st == FLEET_LINK_ECLOSED)
@@ -221,8 +238,7 @@ fleet_agent_status fleet_agent_run(fleet_agent *a)
         pthread_join(a->worker, NULL);
         a->worker_started = false;
     }
-    agent_publish_death(a); /* at once, rather than the will after a keep-alive timeout */
-    a->death_published = true;
+    publish_death_last(a); /* at once, rather than the will after a keep-alive timeout */
     agent_log(a, FLEET_LOG_INFO, "stopping (bdseq %llu, %zu queued request(s) discarded)",
               (unsigned long long)a->bdseq, discarded);
     return FLEET_AGENT_OK;
@@ -259,10 +275,12 @@ void fleet_agent_destroy(fleet_agent *a)
         pthread_join(a->worker, NULL);
     }
     if (a->link && !a->death_published) /* destroyed without run: still say goodbye */
-        agent_publish_death(a);
+        publish_death_last(a);
     fleet_link_destroy(a->link); /* a clean DISCONNECT: no will */
     agent_variants_free(a);
     agent_queue_free(&a->queue);
+    pthread_cond_destroy(&a->beat_wake);
+    pthread_mutex_destroy(&a->beat_lock);
     pthread_mutex_destroy(&a->lock);
     pthread_mutex_destroy(&a->models_lock);
     free(a);

@@ -1,4 +1,5 @@
-/* announce.c: what the agent says about itself: birth, death and heartbeats. */
+/* announce.c: what the agent says about itself: birth, death, and heartbeats from their own
+ * thread. */
 #define _DEFAULT_SOURCE /* getloadavg */
 #include "internal.h"
 
@@ -102,6 +103,7 @@ void agent_publish_death(fleet_agent *a)
     agent_publish(a, a->topic_state, st, buf, len, 1, 1);
 }
 
+/* The beat thread (or anyone): counters under `lock`, the rest fixed at create. */
 void agent_publish_heartbeat(fleet_agent *a)
 {
     fleet_msg_heartbeat h;
@@ -126,4 +128,57 @@ void agent_publish_heartbeat(fleet_agent *a)
     size_t len = 0;
     fleet_topics_status st = fleet_msg_heartbeat_encode(&h, &buf, &len);
     agent_publish(a, a->topic_heartbeat, st, buf, len, 0, 0);
+}
+
+/* Now plus ms on CLOCK_MONOTONIC, beat_wake's clock. */
+static struct timespec beat_deadline(uint32_t ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += (time_t)(ms / 1000u);
+    t.tv_nsec += (long)(ms % 1000u) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+/* The beat thread. A heartbeat reads only what create fixed and what `lock` guards, so it
+ * needs nothing from the main thread, and fleet_link_publish may be called from any thread. */
+static void *agent_beat_main(void *arg)
+{
+    fleet_agent *a = arg;
+    pthread_mutex_lock(&a->beat_lock);
+    while (!a->beat_stop) {
+        pthread_mutex_unlock(&a->beat_lock); /* a leaf lock: never held across a publish */
+        agent_publish_heartbeat(a);
+        struct timespec next = beat_deadline(a->cfg.heartbeat_ms);
+        pthread_mutex_lock(&a->beat_lock);
+        /* 0: signalled or woken spuriously; ETIMEDOUT: the next beat is due. */
+        while (!a->beat_stop && pthread_cond_timedwait(&a->beat_wake, &a->beat_lock, &next) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&a->beat_lock);
+    return NULL;
+}
+
+fleet_agent_status agent_beat_start(fleet_agent *a)
+{
+    if (pthread_create(&a->beat, NULL, agent_beat_main, a) != 0)
+        return agent_fail(FLEET_AGENT_ESYSERR, "cannot start the heartbeat thread");
+    a->beat_started = true;
+    return FLEET_AGENT_OK;
+}
+
+void agent_beat_stop(fleet_agent *a)
+{
+    if (!a->beat_started)
+        return;
+    pthread_mutex_lock(&a->beat_lock);
+    a->beat_stop = true;
+    pthread_cond_signal(&a->beat_wake);
+    pthread_mutex_unlock(&a->beat_lock);
+    pthread_join(a->beat, NULL); /* a heartbeat being published goes out before this returns */
+    a->beat_started = false;
 }

@@ -6,9 +6,12 @@
  * and runs every loaded variant on each request of its stream, publishing Top-k pairs or int8
  * features. docs/agent.md is the reference; docs/PROTOCOL.md the wire contract.
  *
- * Threads: fleet_agent_run's thread does all MQTT work (through fleet_link) and model
- * downloads; one worker thread runs the models. Out-of-memory policy: allocation failures are
- * reported (FLEET_AGENT_ENOMEM, or a failed request / download that is logged), never aborts. */
+ * Threads: fleet_agent_run's thread handles assignments, chunks, model downloads and loading,
+ * and the subscriptions; one worker thread runs the models and publishes the results; a beat
+ * thread publishes the heartbeats, so that they keep coming while the main thread is busy for
+ * seconds (loading and timing a large model, waiting for a SUBACK). Out-of-memory policy:
+ * allocation failures are reported (FLEET_AGENT_ENOMEM, or a failed request / download that is
+ * logged), never aborts. */
 #ifndef FLEET_AGENT_H
 #define FLEET_AGENT_H
 
@@ -61,25 +64,29 @@ int fleet_agent_config_setter(void *ctx, const char *key, const char *value, cha
 typedef struct fleet_agent fleet_agent;
 
 /* Creates the cache directory, bumps the birth sequence stored there (<cache>/bdseq),
- * connects with a retained death as the will, subscribes, starts the worker thread and
- * publishes the retained birth. config is copied. *out is written only on success. On
+ * connects with a retained death as the will, subscribes, starts the worker thread, publishes
+ * the retained birth and then starts the beat thread (heartbeats from now on, whether or not
+ * fleet_agent_run is called). config is copied. *out is written only on success. On
  * failure what is left behind is the incremented bdseq and, when the connection had been
  * made, the retained death of that bdseq (harmless: a death never outranks a later birth). */
 fleet_agent_status fleet_agent_create(const fleet_agent_config *config, fleet_agent **out);
 
 /* Serves until fleet_agent_stop (call once, from one thread). On stop it takes no more
- * requests, discards the queued ones, lets the one in flight finish and publishes the retained
- * death (same bdseq as the birth). Returns FLEET_AGENT_OK on a clean stop. */
+ * requests, discards the queued ones, lets the one in flight finish, stops the heartbeats and
+ * publishes the retained death (same bdseq as the birth; no heartbeat follows it). Returns
+ * FLEET_AGENT_OK on a clean stop. */
 fleet_agent_status fleet_agent_run(fleet_agent *agent);
 
 /* Asks fleet_agent_run to return: within ~50 ms plus the request in flight, or once the main
  * thread's current step is done (loading and timing a newly downloaded model, or waiting up to
- * 5 s for a SUBACK). Async-signal-safe and thread-safe: may be called from a SIGTERM handler,
- * before or during run. */
+ * 5 s for a SUBACK); the heartbeats go on meanwhile, until just before the death. Only sets a
+ * flag: async-signal-safe and thread-safe, may be called from a SIGTERM handler, before or
+ * during run. */
 void fleet_agent_stop(fleet_agent *agent);
 
 /* Disconnects cleanly (the broker does not publish the will) and frees everything. Call after
- * fleet_agent_run has returned, or instead of it. NULL is a no-op. */
+ * fleet_agent_run has returned, or instead of it (then it stops the heartbeats and publishes the
+ * death itself). NULL is a no-op. */
 void fleet_agent_destroy(fleet_agent *agent);
 
 typedef struct fleet_agent_stats {

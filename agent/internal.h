@@ -1,15 +1,18 @@
 /* internal.h: the agent's parts and the state they share (not installed).
  *
- * Two threads and Paho's. Paho's receive thread puts requests into the queue (agent_queue_offer)
- * and leaves every other message to the main thread (fleet_agent_run), which keeps the
- * assignment and the downloads and is the only writer of the variants, the stream and the
- * epoch. The worker runs the models. Locks, always taken in this order:
+ * Three threads and Paho's. Paho's receive thread puts requests into the queue
+ * (agent_queue_offer) and leaves every other message to the main thread (fleet_agent_run), which
+ * keeps the assignment and the downloads and is the only writer of the variants, the stream and
+ * the epoch. The worker runs the models. The beat thread publishes the heartbeats, so that they
+ * keep coming while the main thread loads and times a model or waits for a SUBACK; it reads only
+ * what is fixed at create and what `lock` guards. Locks, always taken in this order:
  *   models_lock  variants[], n_variants, stream, epoch, topic_result. The main thread takes it
  *                only to change them (its own reads need no lock); the worker holds it while
  *                it serves one request, so a model is never closed under it.
  *   lock         the queue (and what it admits), the counters, the latency EWMA, the heartbeat
- *                sequence. Held
- *                briefly; never while running a model or waiting for the broker. */
+ *                sequence. Held briefly; never while running a model or waiting for the broker.
+ *   beat_lock    beat_stop, with beat_wake. A leaf: nothing else is taken, and nothing is
+ *                published, while it is held. */
 #ifndef FLEET_AGENT_INTERNAL_H
 #define FLEET_AGENT_INTERNAL_H
 
@@ -117,6 +120,12 @@ void agent_publish(fleet_agent *a, const char *topic, fleet_topics_status encode
 void agent_publish_birth(fleet_agent *a);
 void agent_publish_death(fleet_agent *a);
 void agent_publish_heartbeat(fleet_agent *a);
+/* The beat thread: a heartbeat at once and then every heartbeat_ms until agent_beat_stop. Start
+ * it after the birth (the birth is the first thing a session says). */
+fleet_agent_status agent_beat_start(fleet_agent *a);
+/* Wakes the beat thread and joins it; a no-op when it is not running. Call before the death is
+ * published, so that no heartbeat follows it. Not async-signal-safe (a condition variable). */
+void agent_beat_stop(fleet_agent *a);
 
 /* ---- work.c: the bounded request queue and the worker ------------------------------------- */
 
@@ -190,6 +199,12 @@ struct fleet_agent {
     pthread_t worker;
     bool worker_started;
     atomic_int stopping; /* lock-free (checked at compile time): set from signal handlers */
+
+    pthread_mutex_t beat_lock;
+    pthread_cond_t beat_wake; /* CLOCK_MONOTONIC: a stepped wall clock must not stretch a wait */
+    bool beat_stop;           /* under beat_lock */
+    pthread_t beat;
+    bool beat_started;
 };
 
 /* Adds n to one of the counters in stats (under lock). */

@@ -102,11 +102,11 @@ static int setup(void **state)
 {
     (void)state;
     static const char *const ids[] = {"gw-1", "gw-2", "gw-3", "gw-4", "gw-5",
-                                      "gw-6", "gw-7", "gw-8", "gw-9"};
+                                      "gw-6", "gw-7", "gw-8", "gw-9", "gw-10"};
     size_t n = 0;
     if (!mkdtemp(root) || load_model_file(TINY, &tiny) || load_model_file(VARIANT0, &variant0) ||
         !(pixels = (float *)slurp(TINY_INPUT, &n)) || n < 784 * sizeof(float) ||
-        fleetctl_broker_start(fleetctl_broker_config_dir(), ids, 9, &broker) != 0)
+        fleetctl_broker_start(fleetctl_broker_config_dir(), ids, 10, &broker) != 0)
         return -1;
     fleet_link_options o;
     fleet_link_options_init(&o);
@@ -296,6 +296,73 @@ static fleet_msg_result await_result(const running_agent *r)
     assert_string_equal(res.agent, r->id);
     assert_string_equal(res.stream, r->stream);
     return res;
+}
+
+typedef union heard_msg {
+    fleet_msg_agent_state state;
+    fleet_msg_heartbeat beat;
+} heard_msg;
+
+/* What the coordinator's link heard next from agent id on its state or heartbeat topic: 's' a
+ * birth, 'd' a death, 'h' a heartbeat (*out filled), 0 nothing by `until` (monotonic us). */
+static char next_of_agent(const char *id, double until, heard_msg *out)
+{
+    char state[128], beat[128];
+    topic_of(state, sizeof state, "state", id);
+    topic_of(beat, sizeof beat, "heartbeat", id);
+    while (fleet_link_now_us() < until) {
+        fleet_link_message *m = NULL;
+        if (fleet_link_receive(coord, 20, &m) != FLEET_LINK_OK)
+            continue;
+        char kind = 0;
+        if (strcmp(m->topic, state) == 0) {
+            assert_int_equal(fleet_msg_agent_state_decode(m->payload, m->len, &out->state),
+                             FLEET_TOPICS_OK);
+            kind = out->state.alive ? 's' : 'd';
+        } else if (strcmp(m->topic, beat) == 0) {
+            assert_int_equal(fleet_msg_heartbeat_decode(m->payload, m->len, &out->beat),
+                             FLEET_TOPICS_OK);
+            kind = 'h';
+        }
+        fleet_link_message_free(m);
+        if (kind)
+            return kind;
+    }
+    return 0;
+}
+
+/* The birth of a new session of id first, then n heartbeats of that session with rising seq. */
+static void await_birth_then_beats(const char *id, int n)
+{
+    heard_msg got;
+    double until = fleet_link_now_us() + 1e3 * WAIT_MS;
+    if (next_of_agent(id, until, &got) != 's')
+        fail_msg("the first thing %s said was not its birth", id);
+    uint64_t bdseq = got.state.birth.bdseq, seq = 0;
+    for (int i = 0; i < n; i++) {
+        char kind = next_of_agent(id, until, &got);
+        if (kind != 'h')
+            fail_msg("%d heartbeat(s) of %s within %d ms, then '%c'", i, id, WAIT_MS,
+                     kind ? kind : '-');
+        assert_int_equal(got.beat.bdseq, bdseq);
+        assert_true(got.beat.seq > seq);
+        seq = got.beat.seq;
+    }
+}
+
+/* The death of id comes, and no heartbeat after it (within half a second). */
+static void await_death_then_silence(const char *id)
+{
+    heard_msg got;
+    double until = fleet_link_now_us() + 1e3 * WAIT_MS;
+    char kind;
+    while ((kind = next_of_agent(id, until, &got)) == 'h') /* sent before the death */
+        ;
+    if (kind != 'd')
+        fail_msg("no death of %s ('%c')", id, kind ? kind : '-');
+    kind = next_of_agent(id, fleet_link_now_us() + 5e5, &got);
+    if (kind)
+        fail_msg("'%c' from %s after its death", kind, id);
 }
 
 /* Polls the agent's own counters until bad_messages reaches want. */
@@ -983,6 +1050,32 @@ static void test_stop_and_restart(void **state)
     assert_int_equal(await_state(r.id, false, 0).death.bdseq, 3);
 }
 
+/* Heartbeats come from their own thread: without fleet_agent_run (as when the main thread
+ * loads and times a large model) they still come, after the birth; none follows the death,
+ * whether fleet_agent_run or fleet_agent_destroy publishes it. */
+static void test_heartbeats_without_main_loop(void **state)
+{
+    (void)state;
+    running_agent r = {.id = "gw-10"};
+    fleet_agent_config cfg;
+    agent_config(&r, &cfg, "8"); /* heartbeat_ms 100 */
+    assert_int_equal(fleet_agent_create(&cfg, &r.agent), FLEET_AGENT_OK);
+    await_birth_then_beats(r.id, 3);
+    assert_int_equal(pthread_create(&r.thread, NULL, run_agent, &r), 0);
+    r.started = true;
+    fleet_agent_stop(r.agent);
+    pthread_join(r.thread, NULL);
+    r.started = false;
+    assert_int_equal(r.run_status, FLEET_AGENT_OK);
+    await_death_then_silence(r.id);
+    fleet_agent_destroy(r.agent);
+
+    assert_int_equal(fleet_agent_create(&cfg, &r.agent), FLEET_AGENT_OK);
+    await_birth_then_beats(r.id, 3);
+    fleet_agent_destroy(r.agent);
+    await_death_then_silence(r.id);
+}
+
 /* ---- the daemon ---------------------------------------------------------------------------- */
 
 /* build/agent/fleet-agent next to build/tests/test_agent; NULL when it was not built. */
@@ -1067,6 +1160,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cache_and_int8),
         cmocka_unit_test(test_reconnect_rebirth),
         cmocka_unit_test(test_stop_and_restart),
+        cmocka_unit_test(test_heartbeats_without_main_loop),
         cmocka_unit_test(test_daemon),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
