@@ -80,7 +80,7 @@ static double aggregation_rate(void)
         snprintf(req.id, sizeof req.id, "req-%d", i);
         double now = fleet_link_now_us();
         coord_reply reply = {"reply/x", NULL, 0, 0};
-        coord_stream_request(&s, &env, &req, now, now + 1e6, &reply);
+        coord_stream_request(&s, &env, &req, now, now + 1e6, &reply, NULL);
         for (int v = 0; v < VARIANTS; v++) {
             fleet_msg_result r;
             fleet_msg_result_decode(wire[i * VARIANTS + v], lens[i * VARIANTS + v], &r);

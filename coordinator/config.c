@@ -23,6 +23,7 @@ void fleet_coordinator_config_init(fleet_coordinator_config *c)
     c->deadline_ms = 1000;
     c->heartbeat_timeout_ms = 3000;
     c->max_pending = 4096;
+    c->backup = 1;
     c->log_level = 2;
 }
 
@@ -50,6 +51,7 @@ static const fleet_conf_key coordinator_keys[] = {
     U32_KEY("deadline_ms", deadline_ms, 1, 3600000),
     U32_KEY("heartbeat_timeout_ms", heartbeat_timeout_ms, 100, 3600000),
     U32_KEY("max_pending", max_pending, 1, 1u << 20),
+    U32_KEY("backup", backup, 0, 1),
     STRING_KEY("mirror_topic", mirror_topic),
     STRING_KEY("input_filter", input_filter),
     STRING_KEY("fusion_model", fusion_model),

@@ -31,6 +31,9 @@ struct fleet_coordinator {
     uint64_t epoch;
     uint32_t serving; /* variants a live agent has loaded: kept current on membership events */
     volatile sig_atomic_t stopping;
+    /* Leaving on purpose: our drained offline state is out; once its echo is back (the broker's
+     * order: the requests before it are ours to decide, none after) we take no more. */
+    bool draining, drain_echoed;
     uint64_t raw_inputs;
     double next_expire_us;
     double next_state_us; /* our online state is restated then */
@@ -136,9 +139,9 @@ static void publish_encoded(fleet_coordinator *c, const char *topic, fleet_topic
     free(buf);
 }
 
-static void publish_state(fleet_coordinator *c, bool online)
+static void publish_state(fleet_coordinator *c, bool online, bool drained)
 {
-    fleet_msg_coordinator_state s = {.online = online, .time_ms = wall_ms()};
+    fleet_msg_coordinator_state s = {.online = online, .time_ms = wall_ms(), .drained = drained};
     snprintf(s.coordinator, sizeof s.coordinator, "%s", c->cfg.id);
     snprintf(s.stream, sizeof s.stream, "%s", c->cfg.stream);
     char topic[FLEET_TOPICS_MAX_TOPIC];
@@ -346,6 +349,18 @@ static void on_agent_state(fleet_coordinator *c, const fleet_link_message *m, co
 static void peers_changed(fleet_coordinator *c, const char *who, const char *how,
                           const char *stream);
 
+/* A coordinator left: the backups we hold of its requests are released when it drained them,
+ * and are ours to decide when it did not (it died, or went silent). */
+static void owner_gone(fleet_coordinator *c, const char *coordinator, bool drained)
+{
+    uint64_t before = c->stats.taken_over;
+    coord_stream_env env = stream_env(c);
+    coord_stream_owner_gone(&c->stream, &env, coordinator, drained, fleet_link_now_us());
+    if (c->stats.taken_over > before)
+        LOG(c, 1, "coordinator %s left without deciding: %llu of its requests are ours now",
+            coordinator, (unsigned long long)(c->stats.taken_over - before));
+}
+
 /* Another coordinator's state: when the set of online coordinators changes, agents and
  * requests change hands (peers.c) and the variants are placed again over our agents. */
 static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message *m,
@@ -355,27 +370,38 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
     if (m->len == 0) { /* its retained state was removed (an operator clearing a ghost) */
         coord_peer gone;
         if (strcmp(coordinator, c->cfg.id) == 0)
-            publish_state(c, true); /* ours: we are here */
-        else if (coord_peers_forget(&c->peers, coordinator, &gone))
+            publish_state(c, true, false); /* ours: we are here */
+        else if (coord_peers_forget(&c->peers, coordinator, &gone)) {
+            owner_gone(c, gone.id, false);
             peers_changed(c, gone.id, "had its retained state cleared, taken as offline",
                           gone.stream);
+        }
         return;
     }
     if (!decoded(c, m, "coordinator state", 1,
                  fleet_msg_coordinator_state_decode(m->payload, m->len, &s)))
         return;
-    /* Our will, from a lost session or an earlier run (our own offline state on stop is sent
-     * after the link stopped delivering, so it never comes back here). */
     if (strcmp(s.coordinator, c->cfg.id) == 0 && !s.online) {
-        publish_state(c, true);
+        if (c->draining) { /* the echo of our drained state: every request before it is held */
+            c->drain_echoed = true;
+            pthread_cond_broadcast(&c->tick);
+        } else { /* our will, from a lost session or an earlier run */
+            publish_state(c, true, false);
+        }
         return;
     }
     coord_peers_change change = coord_peers_update(&c->peers, &s, m->received_us);
     if (change == COORD_PEERS_FULL)
         LOG(c, 0, "coordinator %s ignored: %d other coordinators known already", s.coordinator,
             COORD_MAX_PEERS);
+    if (change == COORD_PEERS_CHANGED && !s.online)
+        owner_gone(c, s.coordinator, s.drained);
     if (change == COORD_PEERS_CHANGED)
-        peers_changed(c, s.coordinator, s.online ? "online" : "offline", s.stream);
+        peers_changed(c, s.coordinator,
+                      s.online    ? "online"
+                      : s.drained ? "offline (drained)"
+                                  : "offline",
+                      s.stream);
 }
 
 /* Agents and requests change hands after a coordinator came or went; the variants are placed
@@ -392,9 +418,7 @@ static void peers_changed(fleet_coordinator *c, const char *who, const char *how
         "change hands",
         who, how, stream, c->peers.count + 1,
         coord_peers_leader(&c->peers) ? "leads" : "follows the leader of", c->cfg.stream, moved);
-    if (moved == 0)
-        return;
-    reassign(c, "coordinators changed");
+    reassign(c, "coordinators changed");            /* also when none moved: the leader may have */
     uint64_t placed = c->epoch;                     /* what reassign published carries this one */
     for (size_t i = 0; i < c->members.count; i++) { /* taken over: it follows us from now on */
         coord_agent *a = &c->members.agents[i];
@@ -508,18 +532,32 @@ static const char *reply_refusal(const fleet_coordinator *c, const fleet_link_me
     return NULL;
 }
 
+/* Whether this coordinator takes request id of its stream: to decide it (owner ""), or as the
+ * backup of owner, the coordinator that decides it. */
+static bool takes_request(fleet_coordinator *c, const char *id, char *owner, size_t size)
+{
+    owner[0] = '\0';
+    coord_peers_role role = coord_peers_role_for(&c->peers, id, owner, size);
+    if (role == COORD_PEERS_DECIDES || (role == COORD_PEERS_BACKS_UP && c->cfg.backup))
+        return true;
+    c->stats.others_requests++;
+    return false;
+}
+
 static void on_request(fleet_coordinator *c, const fleet_link_message *m)
 {
     fleet_msg_request r;
-    if (!decoded(c, m, "request", 3, fleet_msg_request_decode(m->payload, m->len, &r)))
+    char owner[FLEET_TOPICS_MAX_ID + 1];
+    if (c->drain_echoed) /* after our drained state: the others decide it */
         return;
-    if (!coord_peers_decides(&c->peers, r.id)) {
-        c->stats.others_requests++;
+    if (!decoded(c, m, "request", 3, fleet_msg_request_decode(m->payload, m->len, &r)) ||
+        !takes_request(c, r.id, owner, sizeof owner))
         return;
-    }
     coord_stream_env env = stream_env(c);
     coord_reply reply = {m->response_topic, m->correlation, m->correlation_len, m->qos > 0};
     const char *why = reply_refusal(c, m);
+    if (why && owner[0]) /* the owner answers it */
+        return;
     if (why) { /* answered on the stream's decision topic instead */
         coord_reply fallback = {NULL, NULL, 0, reply.qos};
         coord_stream_refuse(&c->stream, &env, r.id, m->received_us, &fallback, why);
@@ -527,7 +565,7 @@ static void on_request(fleet_coordinator *c, const fleet_link_message *m)
         return;
     }
     if (!coord_stream_request(&c->stream, &env, &r, m->received_us, request_deadline_us(c, m, &r),
-                              &reply))
+                              &reply, owner))
         LOG(c, 3, "request %s on %s refused: %s", r.id, m->topic, c->stream.refusal);
 }
 
@@ -547,11 +585,10 @@ static void on_result(fleet_coordinator *c, const fleet_link_message *m, const c
     if (!decoded(c, m, "result", 3, fleet_msg_result_decode(m->payload, m->len, &r)) ||
         !speaks_for_itself(c, m, agent, r.agent) || !may_answer(c, m, &r))
         return;
-    /* Another member's request; but one already held stays ours when members change. */
-    if (!coord_peers_decides(&c->peers, r.id) && !coord_stream_holds(&c->stream, r.id)) {
-        c->stats.others_requests++;
+    /* Another member's request; but one already held stays held when members change. */
+    char owner[FLEET_TOPICS_MAX_ID + 1];
+    if (!coord_stream_holds(&c->stream, r.id) && !takes_request(c, r.id, owner, sizeof owner))
         return;
-    }
     coord_stream_env env = stream_env(c);
     coord_stream_result(&c->stream, &env, &r, m->received_us, c->cfg.deadline_ms * 1000.0);
 }
@@ -762,7 +799,7 @@ fleet_coordinator_status fleet_coordinator_create(const fleet_coordinator_config
         fleet_coordinator_destroy(c);
         return st;
     }
-    publish_state(c, true);
+    publish_state(c, true, false);
     c->next_state_us = fleet_link_now_us() + COORD_STATE_REFRESH_US;
     LOG(c, 2, "serving stream '%s' with %zu variants (%s) at %s", c->cfg.stream, c->family.count,
         c->cfg.fusion ? "fusion" : fleet_ensemble_rule_name(c->cfg.rule), c->cfg.broker);
@@ -795,11 +832,13 @@ static void housekeeping(fleet_coordinator *c, double now)
     if (ls.reconnects != c->reconnects || now >= c->next_state_us) {
         c->reconnects = ls.reconnects;
         c->next_state_us = now + COORD_STATE_REFRESH_US;
-        publish_state(c, true);
+        publish_state(c, true, false);
     }
     coord_peer gone;
-    while (coord_peers_expire_one(&c->peers, now, COORD_PEER_SILENCE_US, &gone))
+    while (coord_peers_expire_one(&c->peers, now, COORD_PEER_SILENCE_US, &gone)) {
+        owner_gone(c, gone.id, false);
         peers_changed(c, gone.id, "silent for 16 s, taken as offline", gone.stream);
+    }
     if (now >= c->next_expire_us) {
         c->next_expire_us = now + 100e3; /* a silent agent is noticed within 100 ms */
         if (coord_members_expire(&c->members, now, c->cfg.heartbeat_timeout_ms * 1000.0))
@@ -861,23 +900,43 @@ void fleet_coordinator_get_stats(fleet_coordinator *c, fleet_coordinator_stats *
     pthread_mutex_unlock(&c->state_lock);
 }
 
+/* Leaving on purpose: our drained offline state tells the others to take the requests after
+ * it, and that we decide those before it, which its echo delimits (at most 2 s: the broker
+ * may be gone). Then no more deliveries, and every request held gets its decision with what
+ * it has; backups are let go. */
+static void drain(fleet_coordinator *c)
+{
+    pthread_mutex_lock(&c->state_lock);
+    c->draining = true;
+    pthread_mutex_unlock(&c->state_lock);
+    publish_state(c, false, true);
+    double until = fleet_link_now_us() + 2e6;
+    pthread_mutex_lock(&c->state_lock);
+    while (!c->drain_echoed && fleet_link_now_us() < until) {
+        struct timespec ts = {.tv_sec = (time_t)(until / 1e6),
+                              .tv_nsec = (long)(fmod(until, 1e6) * 1000.0)};
+        pthread_cond_timedwait(&c->tick, &c->state_lock, &ts);
+    }
+    if (!c->drain_echoed)
+        LOG(c, 1, "our offline state did not come back within 2 s; deciding what we hold");
+    c->drain_echoed = true; /* from here on no request is taken */
+    pthread_mutex_unlock(&c->state_lock);
+    fleet_link_close(c->link);
+    pthread_mutex_lock(&c->state_lock);
+    coord_stream_env env = stream_env(c);
+    c->deferring = true;
+    coord_stream_decide_all(&c->stream, &env, fleet_link_now_us());
+    c->deferring = false;
+    pthread_mutex_unlock(&c->state_lock);
+    flush_outbox(c);
+}
+
 void fleet_coordinator_destroy(fleet_coordinator *c)
 {
     if (!c)
         return;
     if (c->link) {
-        /* No more deliveries (publishing still works): nothing arrives after the requests
-         * held are decided. */
-        fleet_link_close(c->link);
-        pthread_mutex_lock(&c->state_lock);
-        /* Every request held gets its decision, with what it has, before we go. */
-        coord_stream_env env = stream_env(c);
-        c->deferring = true;
-        coord_stream_decide_all(&c->stream, &env, fleet_link_now_us());
-        c->deferring = false;
-        pthread_mutex_unlock(&c->state_lock);
-        flush_outbox(c);
-        publish_state(c, false);
+        drain(c);
         fleet_link_destroy(c->link); /* no deliver_message runs after this */
     }
     for (size_t i = 0; i < c->outbox_count; i++) /* the timekeeper flushes before it stops */

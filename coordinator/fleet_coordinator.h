@@ -42,10 +42,13 @@ typedef struct fleet_coordinator_config {
     uint32_t deadline_ms;          /* default answer budget when a request names none (1000) */
     uint32_t heartbeat_timeout_ms; /* silence that counts as death (3000) */
     uint32_t max_pending;          /* requests in flight per stream (4096) */
-    char mirror_topic[256];        /* decisions also as JSON here (optional) */
-    char input_filter[256];        /* raw inputs from an existing topic filter (optional) */
-    char input_format[16];         /* "u8" or "f32": a raw [1,1,28,28]-sized payload */
-    int log_level;                 /* 0 error, 1 warn, 2 info, 3 debug */
+    uint32_t backup;        /* 1 (default): with other coordinators on the stream, also hold the
+                               requests this one ranks second for, and decide them if their owner
+                               dies; 0: only its own */
+    char mirror_topic[256]; /* decisions also as JSON here (optional) */
+    char input_filter[256]; /* raw inputs from an existing topic filter (optional) */
+    char input_format[16];  /* "u8" or "f32": a raw [1,1,28,28]-sized payload */
+    int log_level;          /* 0 error, 1 warn, 2 info, 3 debug */
 } fleet_coordinator_config;
 
 void fleet_coordinator_config_init(fleet_coordinator_config *config);
@@ -77,7 +80,10 @@ typedef struct fleet_coordinator_stats {
     uint64_t requests, decisions, degraded, results, late_results, duplicate_results;
     uint64_t bad_messages, reassignments, evicted;
     uint64_t refused; /* requests whose tensor the models cannot take (answered with an error) */
-    uint64_t others_requests; /* requests and results another coordinator of the stream decides */
+    uint64_t others_requests;  /* requests and results another coordinator of the stream decides */
+    uint64_t backups;          /* requests held as a backup of the coordinator that decides them */
+    uint64_t backups_released; /* of those, let go: their owner decided or drained */
+    uint64_t taken_over;       /* of those, made ours: their owner died (its will, silence) */
     uint32_t live_agents;
     uint64_t epoch;
 } fleet_coordinator_stats;

@@ -71,9 +71,11 @@ typedef struct coord_agent {
     bool ours; /* this coordinator assigns it (peers.c); true until other coordinators show */
     bool seen_assignment; /* any assignment of it seen (by any coordinator) */
     uint64_t seen_epoch;  /* the highest epoch of an assignment seen for it (any author) */
-    bool followed_mine;   /* that assignment, which the agent follows, is ours */
-    bool retained_mine;   /* the latest one delivered, which the broker retains, is ours */
-    double published_us;  /* when we last published an assignment to it */
+    char followed_by[FLEET_TOPICS_MAX_ID + 1]; /* that assignment's author */
+    uint32_t followed_named; /* the variants of ours it names (none: another stream's) */
+    bool followed_mine;      /* that assignment, which the agent follows, is ours */
+    bool retained_mine;      /* the latest one delivered, which the broker retains, is ours */
+    double published_us;     /* when we last published an assignment to it */
 } coord_agent;
 
 typedef struct coord_members {
@@ -108,7 +110,8 @@ bool coord_members_serving(const coord_members *m, const coord_family *f, size_t
 bool coord_members_follow(coord_members *m, const coord_family *f, const fleet_msg_assignment *as,
                           bool from_leader);
 /* Notes which of our variants an assignment of a (by anyone, ourselves included) names when
- * it is for stream, ours: the agent may send results for those from then on. */
+ * it is for stream, ours: the agent may send results for those from then on. Call before
+ * coord_members_saw_assignment: the freshest one is also kept as what the agent follows. */
 void coord_members_note_assignment(coord_agent *a, const coord_family *f,
                                    const fleet_msg_assignment *as, const char *stream);
 /* Whether agent may send a result for variant: it is known, and an assignment for our stream
@@ -159,8 +162,19 @@ uint64_t coord_peers_score(const char *agent, const char *coordinator);
 /* Whether self leads its stream's group; whether coordinator id does. */
 bool coord_peers_leader(const coord_peers *p);
 bool coord_peers_leader_is(const coord_peers *p, const char *id);
-/* Whether self assigns the agent; whether self decides the request of its stream. */
+/* Whether self assigns the agent. */
 bool coord_peers_owns(const coord_peers *p, const char *agent);
+
+/* What self does with a request of its stream: the group member that scores highest decides
+ * it, the second holds a backup copy and decides it only if the first dies with it. */
+typedef enum coord_peers_role {
+    COORD_PEERS_DECIDES,  /* self ranks first */
+    COORD_PEERS_BACKS_UP, /* self ranks second; owner is set to the first */
+    COORD_PEERS_OTHERS,   /* self ranks lower: not its business */
+} coord_peers_role;
+
+coord_peers_role coord_peers_role_for(const coord_peers *p, const char *request, char *owner,
+                                      size_t size);
 bool coord_peers_decides(const coord_peers *p, const char *request);
 /* A coordinator's state, arrived at now_us (coordinators restate theirs every
  * COORD_STATE_REFRESH_US, which keeps them from expiring). */
@@ -173,8 +187,9 @@ bool coord_peers_expire_one(coord_peers *p, double now_us, double silence_us, co
 /* Removes peer id (its retained state was cleared); copies it into gone and returns true, or
  * returns false when it is not known. */
 bool coord_peers_forget(coord_peers *p, const char *id, coord_peer *gone);
-/* Sets every agent's `ours` (an agent that stops being ours forgets its variants); returns
- * how many changed. */
+/* Sets every agent's `ours`; one that is not ours serves what its latest assignment names
+ * of ours when our stream's leader wrote it, else none (that assignment may have come before
+ * its author was known to lead). Returns how many agents changed hands. */
 size_t coord_peers_claim(const coord_peers *p, coord_members *m);
 
 /* assign.c: places every variant on `replication` live agents of ours, moving as little as
@@ -250,9 +265,12 @@ void coord_stream_free(coord_stream *s);
 /* False when this arrival was refused and answered at once with the reason, which
  * s->refusal also holds: its tensor does not fit the models, or its id is still remembered
  * from another requester (another response topic or correlation data). The same request
- * again (a retransmission) is ignored. */
+ * again (a retransmission) is ignored. owner (NULL or "": ours) names the coordinator whose
+ * request this is: held as a backup, it collects results like any other but is released
+ * without a decision when complete or due, unless coord_stream_owner_gone makes it ours. */
 bool coord_stream_request(coord_stream *s, const coord_stream_env *env, const fleet_msg_request *r,
-                          double arrival_us, double deadline_us, const coord_reply *reply);
+                          double arrival_us, double deadline_us, const coord_reply *reply,
+                          const char *owner);
 /* Answers a request at once with why as its error (the request is not held). */
 void coord_stream_refuse(coord_stream *s, const coord_stream_env *env, const char *id,
                          double arrival_us, const coord_reply *reply, const char *why);
@@ -264,7 +282,13 @@ bool coord_stream_holds(const coord_stream *s, const char *id);
 void coord_stream_sweep(coord_stream *s, const coord_stream_env *env, double now_us);
 /* Re-evaluates pending requests after the set of answering variants shrank. */
 void coord_stream_expected_changed(coord_stream *s, const coord_stream_env *env, double now_us);
-/* Decides every pending request now, with what it has (a coordinator that stops). */
+/* Coordinator owner left. drained (it said it decided everything that reached it): its
+ * backups are released. Otherwise (its will, silence, a cleared state) they become ours and
+ * are decided, at once when complete. */
+void coord_stream_owner_gone(coord_stream *s, const coord_stream_env *env, const char *owner,
+                             bool drained, double now_us);
+/* Decides every pending request now, with what it has (a coordinator that stops); backups
+ * are released. */
 void coord_stream_decide_all(coord_stream *s, const coord_stream_env *env, double now_us);
 
 #endif

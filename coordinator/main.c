@@ -39,12 +39,16 @@ static const char usage[] =
     "  --deadline_ms MS         answer budget when a request names none (default 1000)\n"
     "  --heartbeat_timeout_ms MS  silence that counts as death (default 3000)\n"
     "  --max_pending N          requests in flight (default 4096)\n"
+    "  --backup 0|1             with other coordinators on the stream, also hold the requests\n"
+    "                           this one ranks second for and decide them if their owner\n"
+    "                           dies (default 1)\n"
     "  --mirror_topic TOPIC     also publish each decision as JSON here\n"
     "  --input_filter FILTER    take raw [1,1,28,28] tensors from an existing topic filter\n"
     "  --input_format u8|f32    their format (default u8)\n"
     "  --log_level LEVEL        error | warn | info | debug (default info)\n"
     "\n"
-    "SIGINT/SIGTERM publish the retained offline state and exit 0.\n";
+    "SIGINT/SIGTERM: the retained offline state (drained), every request taken before it\n"
+    "decided, exit 0.\n";
 
 int main(int argc, char **argv)
 {
@@ -63,6 +67,7 @@ int main(int argc, char **argv)
                                        "deadline_ms",
                                        "heartbeat_timeout_ms",
                                        "max_pending",
+                                       "backup",
                                        "mirror_topic",
                                        "input_filter",
                                        "input_format",

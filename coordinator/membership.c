@@ -166,8 +166,12 @@ bool coord_members_contested(const coord_agent *a)
 void coord_members_note_assignment(coord_agent *a, const coord_family *f,
                                    const fleet_msg_assignment *as, const char *stream)
 {
-    if (strcmp(as->stream, stream) == 0)
-        a->ever_assigned |= coord_family_named(f, as);
+    uint32_t named = strcmp(as->stream, stream) == 0 ? coord_family_named(f, as) : 0;
+    a->ever_assigned |= named;
+    if (as->epoch >= a->seen_epoch) {
+        snprintf(a->followed_by, sizeof a->followed_by, "%s", as->coordinator);
+        a->followed_named = named;
+    }
 }
 
 bool coord_members_may_answer(coord_members *m, const char *agent, uint32_t variant)

@@ -67,16 +67,31 @@ bool coord_peers_owns(const coord_peers *p, const char *agent)
     return true;
 }
 
-bool coord_peers_decides(const coord_peers *p, const char *request)
+coord_peers_role coord_peers_role_for(const coord_peers *p, const char *request, char *owner,
+                                      size_t size)
 {
     if (p->count == 0)
-        return true; /* alone: no hashing on the request path */
+        return COORD_PEERS_DECIDES; /* alone: no hashing on the request path */
     uint64_t mine = coord_peers_score(request, p->self);
-    for (size_t i = 0; i < p->count; i++)
-        if (strcmp(p->peers[i].stream, p->stream) == 0 &&
-            outranks(p, request, p->peers[i].id, mine))
-            return false;
-    return true;
+    const coord_peer *above = NULL; /* the one member of the group that outranks self */
+    for (size_t i = 0; i < p->count; i++) {
+        const coord_peer *peer = &p->peers[i];
+        if (strcmp(peer->stream, p->stream) != 0 || !outranks(p, request, peer->id, mine))
+            continue;
+        if (above)
+            return COORD_PEERS_OTHERS; /* two outrank self: third or lower */
+        above = peer;
+    }
+    if (!above)
+        return COORD_PEERS_DECIDES;
+    snprintf(owner, size, "%s", above->id);
+    return COORD_PEERS_BACKS_UP;
+}
+
+bool coord_peers_decides(const coord_peers *p, const char *request)
+{
+    char owner[FLEET_TOPICS_MAX_ID + 1];
+    return coord_peers_role_for(p, request, owner, sizeof owner) == COORD_PEERS_DECIDES;
 }
 
 static coord_peer *find(coord_peers *p, const char *id)
@@ -145,8 +160,10 @@ size_t coord_peers_claim(const coord_peers *p, coord_members *m)
     for (size_t i = 0; i < m->count; i++) {
         coord_agent *a = &m->agents[i];
         bool ours = coord_peers_owns(p, a->id);
-        if (a->ours && !ours)
-            a->assigned = 0; /* its new owner says what it serves (coord_members_follow) */
+        if (!ours)
+            a->assigned = a->followed_by[0] && coord_peers_leader_is(p, a->followed_by)
+                              ? a->followed_named
+                              : 0;
         changed += ours != a->ours;
         a->ours = ours;
     }

@@ -30,8 +30,9 @@ struct coord_pending {
     uint8_t *correlation; /* owned */
     size_t correlation_len;
     int reply_qos;
-    uint64_t requester;      /* hash of response topic and correlation: who asked (kept decided) */
-    uint64_t decided_serial; /* its entry in the ring of decided ids */
+    uint64_t requester; /* hash of response topic and correlation: who asked (kept decided) */
+    char owner[FLEET_TOPICS_MAX_ID + 1]; /* "": ours to decide; else a backup of its request */
+    uint64_t decided_serial;             /* its entry in the ring of decided ids */
 };
 
 static uint64_t hash_bytes(uint64_t h, const uint8_t *bytes, size_t n)
@@ -172,12 +173,20 @@ static void erase(coord_stream *s, coord_pending *p)
     }
 }
 
-static coord_pending *oldest(coord_stream *s, slot_state state)
+/* The pending request to let go first when memory is full: the oldest backup (its owner
+ * decides it), else the oldest of ours (decided early, degraded). */
+static coord_pending *eviction_victim(coord_stream *s)
 {
     coord_pending *best = NULL;
-    for (size_t i = 0; i < s->capacity; i++)
-        if (s->slots[i].state == state && (!best || s->slots[i].arrival_us < best->arrival_us))
-            best = &s->slots[i];
+    for (size_t i = 0; i < s->capacity; i++) {
+        coord_pending *p = &s->slots[i];
+        if (p->state != SLOT_PENDING)
+            continue;
+        bool backup = p->owner[0] != '\0', best_backup = best && best->owner[0] != '\0';
+        if (!best || (backup && !best_backup) ||
+            (backup == best_backup && p->arrival_us < best->arrival_us))
+            best = p;
+    }
     return best;
 }
 
@@ -189,8 +198,8 @@ static coord_pending *insert(coord_stream *s, const coord_stream_env *env, const
                              uint64_t h, double now_us)
 {
     if (s->pending >= s->max_pending) {
-        coord_pending *victim = oldest(s, SLOT_PENDING);
-        env->stats->evicted++;
+        coord_pending *victim = eviction_victim(s);
+        env->stats->evicted += victim->owner[0] == '\0';
         decide(s, env, victim, now_us);
     }
     size_t i = h & (s->capacity - 1);
@@ -317,6 +326,11 @@ static void settle(coord_stream *s, coord_pending *p, double now_us)
 
 static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *p, double now_us)
 {
+    if (p->owner[0]) { /* a backup: its owner, alive as far as we know, decides */
+        env->stats->backups_released++;
+        settle(s, p, now_us);
+        return;
+    }
     double t0 = fleet_link_now_us();
     float combined[COORD_MAX_CLASSES];
     fleet_ensemble_decision d;
@@ -368,7 +382,10 @@ static bool refused(coord_stream *s, const coord_stream_env *env, coord_pending 
     snprintf(s->refusal, sizeof s->refusal,
              "the tensor has %zu elements; the stream's models take %zu", elements,
              env->family->input_count);
-    answer_error(s, env, p->id, arrival_us, reply, s->refusal);
+    if (p->owner[0])
+        env->stats->backups_released++;
+    else
+        answer_error(s, env, p->id, arrival_us, reply, s->refusal);
     p->has_request = true; /* answered: the same request again is a retransmission */
     p->deadline_us = arrival_us;
     settle(s, p, arrival_us);
@@ -376,10 +393,13 @@ static bool refused(coord_stream *s, const coord_stream_env *env, coord_pending 
 }
 
 /* Complete: every variant that could answer when the request came, and still can, has. A
- * variant that came back since never saw the request. */
+ * variant that came back since never saw the request. A backup waits for every variant of the
+ * family: the owner's view of who can answer may be ahead of ours (a follower that has not
+ * seen every assignment yet), and a backup let go too early is lost if the owner then dies. */
 static bool complete(const coord_stream_env *env, const coord_pending *p)
 {
-    uint32_t awaited = p->expected & env->expected;
+    uint32_t awaited =
+        p->owner[0] ? (uint32_t)((1ull << env->family->count) - 1) : p->expected & env->expected;
     return p->state == SLOT_PENDING && p->has_request && (p->answered & awaited) == awaited;
 }
 
@@ -391,13 +411,15 @@ static void maybe_decide(coord_stream *s, const coord_stream_env *env, coord_pen
 }
 
 bool coord_stream_request(coord_stream *s, const coord_stream_env *env, const fleet_msg_request *r,
-                          double arrival_us, double deadline_us, const coord_reply *reply)
+                          double arrival_us, double deadline_us, const coord_reply *reply,
+                          const char *owner)
 {
     uint64_t h = hash_id(r->id), requester = hash_requester(reply);
+    bool backup = owner && owner[0];
     coord_pending *p = find(s, r->id, h);
     if (p && (p->state == SLOT_DECIDED || p->has_request)) {
-        if (p->has_request && p->requester == requester)
-            return true; /* a retransmission of a request already seen */
+        if ((p->has_request && p->requester == requester) || backup)
+            return true; /* a retransmission; or the owner's to refuse */
         env->stats->requests++;
         if (p->has_request)
             snprintf(s->refusal, sizeof s->refusal,
@@ -410,10 +432,15 @@ bool coord_stream_request(coord_stream *s, const coord_stream_env *env, const fl
     }
     if (!p)
         p = insert(s, env, r->id, h, arrival_us);
-    env->stats->requests++;
     p->requester = requester;
+    if (backup) {
+        snprintf(p->owner, sizeof p->owner, "%s", owner);
+        env->stats->backups++;
+    } else {
+        env->stats->requests++;
+    }
     if (refused(s, env, p, r, arrival_us, reply))
-        return false;
+        return backup; /* the owner answers it; a backup lets it go */
     p->has_request = true;
     p->expected = env->expected;
     p->arrival_us = arrival_us;
@@ -564,6 +591,26 @@ void coord_stream_expected_changed(coord_stream *s, const coord_stream_env *env,
     for (size_t i = 0; i < s->capacity; i++)
         if (complete(env, &s->slots[i]))
             snprintf(s->due[n++], sizeof s->due[0], "%s", s->slots[i].id);
+    settle_due(s, env, n, now_us);
+}
+
+void coord_stream_owner_gone(coord_stream *s, const coord_stream_env *env, const char *owner,
+                             bool drained, double now_us)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->capacity; i++) {
+        coord_pending *p = &s->slots[i];
+        if (p->state != SLOT_PENDING || strcmp(p->owner, owner) != 0)
+            continue;
+        if (!drained) { /* ours now: decided when complete (as we see the fleet now) or due */
+            p->owner[0] = '\0';
+            p->expected = env->expected;
+            env->stats->taken_over++;
+            env->stats->requests++;
+        }
+        if (drained || complete(env, p)) /* a drained owner's backups are released */
+            snprintf(s->due[n++], sizeof s->due[0], "%s", p->id);
+    }
     settle_due(s, env, n, now_us);
 }
 

@@ -353,6 +353,85 @@ static void view(coord_peers *p, size_t self, const char *const *ids, const char
     }
 }
 
+/* A follower that saw the leader's assignment of an agent before it knew the leader (it took
+ * the agent for its own then) still learns from it what the agent serves once the leader's
+ * state arrives: nobody publishes that assignment again. */
+static void test_follower_learns_the_leader_late(void **state)
+{
+    (void)state;
+    coord_family f;
+    static coord_members m;
+    static const char *const agents[] = {"gw-10"};
+    born_members(&m, &f, 2, agents, 1, 3);
+    static const char *const ids[] = {"b"};
+    static const char *const streams[] = {"s"};
+    static coord_peers vb;
+    view(&vb, 0, ids, streams, 1);
+    coord_peers_claim(&vb, &m);
+    assert_true(m.agents[0].ours); /* alone: every agent is ours */
+    fleet_msg_assignment as = {
+        .agent = "gw-10", .coordinator = "a", .stream = "s", .epoch = 7, .n_variants = 2};
+    for (uint32_t v = 0; v < 2; v++) {
+        as.variants[v].variant = v;
+        snprintf(as.variants[v].digest, sizeof as.variants[v].digest, "%s", f.variants[v].digest);
+    }
+    coord_members_note_assignment(&m.agents[0], &f, &as, "s");
+    coord_members_saw_assignment(&m.agents[0], "a", 7, "b");
+    assert_false(coord_members_follow(&m, &f, &as, false)); /* ours: our view decides */
+    fleet_msg_coordinator_state leader = {.coordinator = "a", .online = true, .stream = "s"};
+    assert_int_equal(coord_peers_update(&vb, &leader, 0), COORD_PEERS_CHANGED);
+    assert_int_equal(coord_peers_claim(&vb, &m), 1);
+    assert_false(m.agents[0].ours);
+    assert_int_equal(m.agents[0].assigned, 3);
+    assert_true(coord_members_serving(&m, &f, 0) && coord_members_serving(&m, &f, 1));
+    fleet_msg_coordinator_state gone = {.coordinator = "a", .online = false, .stream = "s"};
+    coord_peers_update(&vb, &gone, 0);
+    coord_peers_claim(&vb, &m); /* ours again: we place it ourselves */
+    assert_true(m.agents[0].ours);
+}
+
+/* In a group of three on one stream every request has one owner, one backup that names the
+ * owner, and the third leaves it alone; when the owner goes, its backup owns it. */
+static void test_peers_backup_ranks_second(void **state)
+{
+    (void)state;
+    static const char *const ids[] = {"a", "b", "c", "d"};
+    static const char *const streams[] = {"s", "s", "s", "t"};
+    static coord_peers v[3];
+    for (size_t i = 0; i < 3; i++)
+        view(&v[i], i, ids, streams, 4);
+    int backups_by[3] = {0};
+    for (int n = 0; n < 300; n++) {
+        char id[16], owner[FLEET_TOPICS_MAX_ID + 1];
+        snprintf(id, sizeof id, "req-%d", n);
+        int decides = -1, backs = -1, others = 0;
+        char named[FLEET_TOPICS_MAX_ID + 1] = "";
+        for (int i = 0; i < 3; i++) {
+            coord_peers_role role = coord_peers_role_for(&v[i], id, owner, sizeof owner);
+            if (role == COORD_PEERS_DECIDES)
+                decides = i;
+            else if (role == COORD_PEERS_BACKS_UP)
+                backs = i, snprintf(named, sizeof named, "%s", owner);
+            else
+                others++;
+        }
+        assert_true(decides >= 0 && backs >= 0 && backs != decides);
+        assert_int_equal(others, 1);
+        assert_string_equal(named, ids[decides]);
+        backups_by[backs]++;
+        /* Its owner gone, the backup decides it. */
+        static coord_peers after;
+        after = v[backs];
+        fleet_msg_coordinator_state gone = {.online = false};
+        snprintf(gone.coordinator, sizeof gone.coordinator, "%s", ids[decides]);
+        coord_peers_update(&after, &gone, 0);
+        assert_int_equal(coord_peers_role_for(&after, id, owner, sizeof owner),
+                         COORD_PEERS_DECIDES);
+    }
+    for (int i = 0; i < 3; i++)
+        assert_in_range(backups_by[i], 60, 140);
+}
+
 /* A peer that has not restated its online state for the silence limit is taken as gone (its
  * will may never come); one that restates it stays, and coming back makes it a peer again. */
 static void test_peers_forget_the_silent(void **state)
@@ -580,7 +659,7 @@ static bool stream_request(stream_fixture *t, const char *id, double arrival_us,
                            const coord_reply *reply)
 {
     snprintf(t->req.id, sizeof t->req.id, "%s", id);
-    return coord_stream_request(&t->stream, &t->env, &t->req, arrival_us, deadline_us, reply);
+    return coord_stream_request(&t->stream, &t->env, &t->req, arrival_us, deadline_us, reply, NULL);
 }
 
 static void stream_result(stream_fixture *t, const fleet_msg_result *r, double now_us)
@@ -896,6 +975,79 @@ static void test_stream_decide_all(void **state)
     coord_stream_free(&t.stream);
 }
 
+/* A backup copy (its owner named) collects results but is let go without a decision when
+ * complete, due, drained by its owner or at shutdown; when its owner dies it becomes ours and
+ * is decided. It never answers a refusal: the owner does. */
+static void test_stream_backups(void **state)
+{
+    (void)state;
+    static stream_fixture t;
+    stream_setup(&t, 2, 8, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x3);
+    coord_stream *s = &t.stream;
+    const char *ids[] = {"done", "orphaned", "due", "drained", "closing"};
+    const char *owners[] = {"a", "a", "b", "c", "d"};
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(t.req.id, sizeof t.req.id, "%s", ids[i]);
+        assert_true(coord_stream_request(s, &t.env, &t.req, 0, 1e6, &no_reply, owners[i]));
+        fleet_msg_result r = result(ids[i], 0, 4, 0.9f);
+        stream_result(&t, &r, 1);
+    }
+    assert_int_equal(t.stats.backups, 5);
+    assert_int_equal(t.stats.requests, 0);
+    fleet_msg_result r = result("done", 1, 4, 0.9f);
+    stream_result(&t, &r, 2); /* complete: its owner decides it */
+    assert_int_equal(delivered, 0);
+    assert_int_equal(t.stats.backups_released, 1);
+
+    t.env.expected = 0x1; /* all we know to serve has answered; the owner may know more */
+    snprintf(t.req.id, sizeof t.req.id, "partial");
+    coord_stream_request(s, &t.env, &t.req, 2, 1e6, &no_reply, "b");
+    r = result("partial", 0, 4, 0.9f);
+    stream_result(&t, &r, 2);
+    t.env.expected = 0x3;
+    assert_int_equal(t.stats.backups_released, 1);
+    coord_stream_owner_gone(s, &t.env, "a", false, 3); /* a died: "orphaned" is ours */
+    assert_int_equal(t.stats.taken_over, 1);
+    assert_int_equal(delivered, 0); /* still waits for variant 1 */
+    r = result("orphaned", 1, 4, 0.9f);
+    stream_result(&t, &r, 4);
+    assert_int_equal(delivered, 1);
+    assert_string_equal(last.id, "orphaned");
+    assert_false(last.degraded);
+
+    coord_stream_owner_gone(s, &t.env, "c", true, 5); /* c drained: it decided "drained" */
+    assert_int_equal(t.stats.backups_released, 2);
+    coord_stream_sweep(s, &t.env, 2e6); /* "due", "partial", "closing" are due; b, d alive */
+    assert_int_equal(t.stats.backups_released, 5);
+    assert_int_equal(delivered, 1);
+    assert_int_equal(s->pending, 0);
+
+    snprintf(t.req.id, sizeof t.req.id, "held");
+    assert_true(coord_stream_request(s, &t.env, &t.req, 3e6, 4e6, &no_reply, "e"));
+    coord_stream_decide_all(s, &t.env, 3e6 + 1); /* we stop: e decides its own */
+    assert_int_equal(delivered, 1);
+    assert_int_equal(s->pending, 0);
+
+    t.family.input_count = 4; /* a misfit tensor: the owner answers the refusal, not us */
+    snprintf(t.req.id, sizeof t.req.id, "misfit");
+    assert_true(coord_stream_request(s, &t.env, &t.req, 5e6, 6e6, &no_reply, "e"));
+    assert_int_equal(delivered, 1);
+    assert_int_equal(t.stats.refused, 0);
+    coord_stream_free(s);
+
+    /* Memory full: a backup makes room before any request of ours is decided early. */
+    stream_setup(&t, 2, 2, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x3);
+    stream_request(&t, "mine", 0, 1e6, &no_reply);
+    snprintf(t.req.id, sizeof t.req.id, "theirs");
+    coord_stream_request(s, &t.env, &t.req, 1, 1e6, &no_reply, "a");
+    stream_request(&t, "mine-too", 2, 1e6, &no_reply);
+    assert_int_equal(delivered, 0);
+    assert_int_equal(t.stats.evicted, 0);
+    assert_int_equal(t.stats.backups_released, 1);
+    assert_true(coord_stream_holds(s, "mine") && !coord_stream_holds(s, "theirs"));
+    coord_stream_free(s);
+}
+
 /* int8 features of variant v of the zoo family: all at level q. */
 static fleet_msg_result features_result(const char *id, uint32_t variant, const int8_t *q,
                                         size_t count)
@@ -951,7 +1103,7 @@ static void test_stream_fusion_checks_features(void **state)
                                 .data = image,
                                 .size = sizeof image};
     delivered = 0;
-    coord_stream_request(&s, &env, &req, 0, 5000, &no_reply);
+    coord_stream_request(&s, &env, &req, 0, 5000, &no_reply, NULL);
     int8_t q[512];
     memset(q, -100, sizeof q);
     fleet_msg_result r = result("r1", 0, 3, 0.9f); /* Top-k pairs: not what fusion takes */
@@ -992,6 +1144,8 @@ int main(void)
         cmocka_unit_test(test_peers_split_agents),
         cmocka_unit_test(test_peers_forget_the_silent),
         cmocka_unit_test(test_peers_stream_group),
+        cmocka_unit_test(test_peers_backup_ranks_second),
+        cmocka_unit_test(test_follower_learns_the_leader_late),
         cmocka_unit_test(test_stream_decides_dedups_and_ignores_late),
         cmocka_unit_test(test_stream_refuses_misfit_tensors),
         cmocka_unit_test(test_stream_fusion_checks_features),
@@ -1001,6 +1155,7 @@ int main(void)
         cmocka_unit_test(test_stream_waits_only_for_variants_it_could_have),
         cmocka_unit_test(test_stream_scans_survive_shifting_slots),
         cmocka_unit_test(test_stream_decide_all),
+        cmocka_unit_test(test_stream_backups),
         cmocka_unit_test(test_stream_ring_and_late_requests),
         cmocka_unit_test(test_silent_agent_of_another_keeps_its_assignment),
     };

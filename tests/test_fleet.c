@@ -119,6 +119,7 @@ static bool stop_fleet(void)
     bool clean = true;
     for (int i = 0; i < N_AGENTS; i++)
         if (fx.agents[i] > 0) {
+            kill(fx.agents[i], SIGCONT); /* a test that paused it may have failed */
             clean &= test_stop_cleanly(fx.agents[i], "fleet-agent");
             fx.agents[i] = 0;
         }
@@ -250,11 +251,12 @@ static bool next_decision(int timeout_ms, fleet_msg_decision *d)
     return ok;
 }
 
-/* Probes stream until a decision uses every variant: its agents have their models. */
+/* Probes stream until a decision (by coordinator, when not NULL) uses every variant: its
+ * agents have their models and the coordinator knows it. */
 /* Only decisions for this call's probes count: a late decision for an earlier probe (one that
  * took longer than 300 ms, as under valgrind) waits in the reply queue, and an earlier test's
  * healthy fleet must not pass for this one before its coordinator is even up. */
-static void wait_until_healthy_on(const char *stream)
+static void wait_until_healthy_by(const char *stream, const char *coordinator)
 {
     static unsigned round;
     char prefix[32];
@@ -266,10 +268,16 @@ static void wait_until_healthy_on(const char *stream)
         fleet_msg_decision d;
         while (next_decision(300, &d))
             if (!d.degraded && d.n_used == N_VARIANTS && strcmp(d.stream, stream) == 0 &&
-                strncmp(d.id, prefix, strlen(prefix)) == 0)
+                strncmp(d.id, prefix, strlen(prefix)) == 0 &&
+                (!coordinator || strcmp(d.coordinator, coordinator) == 0))
                 return;
     }
     fail_with_logs("stream %s never became healthy", stream);
+}
+
+static void wait_until_healthy_on(const char *stream)
+{
+    wait_until_healthy_by(stream, NULL);
 }
 
 /* A connection to the fleet's broker as one of its users (broker-config/fleet.acl). */
@@ -652,10 +660,10 @@ static void test_two_coordinators_share_the_agents(void **state)
 }
 
 /* Two coordinators on one stream: the smaller id leads and assigns, the requests are split
- * between the two by id (each decided once, by one of them), and when the leader stops
- * (SIGTERM: its own offline state, no will; kill -9 is the test above) the follower leads on
- * with the same agents and placement: every request sent after the stop is answered, none
- * degraded (the leader decides the requests it holds before it goes, with what it has). */
+ * between the two by id, and when the leader stops (SIGTERM: its drained offline state, no
+ * will) the follower leads on with the same agents and placement. Every request is decided
+ * exactly once: the leader decides those that reached it before its drained state, the
+ * follower those after; every request sent after the stop is answered undegraded. */
 static void test_two_coordinators_share_a_stream(void **state)
 {
     (void)state;
@@ -690,12 +698,14 @@ static void test_two_coordinators_share_a_stream(void **state)
     /* Decisions are read after the fact: a slow machine delays them, it loses none (each is
      * decided by its deadline, 3 s, degraded at worst). */
     fleet_msg_decision d;
-    while (late_answered < late && next_decision(5000, &d)) {
+    size_t decided = 0;
+    while (decided < count && next_decision(5000, &d)) {
         size_t index;
         if (sscanf(d.id, "group-%zu", &index) != 1 || index >= count)
             continue;                  /* a probe's late answer */
         assert_false(answered[index]); /* decided once */
         answered[index] = true;
+        decided++;
         by_first += strcmp(d.coordinator, "first") == 0;
         by_second += strcmp(d.coordinator, "second") == 0;
         if (stopped_at > 0 && sent_at[index] - stopped_at > 0.5e6) {
@@ -704,6 +714,8 @@ static void test_two_coordinators_share_a_stream(void **state)
         }
     }
     assert_true(late > 50);
+    assert_int_equal(decided, count);
+    assert_false(next_decision(500, &d) && strncmp(d.id, "group-", 6) == 0); /* no second */
     assert_int_equal(late_answered, late);
     assert_int_equal(late_degraded, 0);
     assert_true(by_first > 20 && by_second > 20);
@@ -1102,6 +1114,59 @@ static void test_cleared_states_are_forgotten(void **state)
     assert_true(stop_fleet());
 }
 
+/* Two coordinators on one stream, and the leader is killed (-9) while it holds requests: the
+ * agents are paused, so nothing is decided yet. The follower holds a backup of every request
+ * the leader owns; on the leader's will it makes them its own, and once the agents resume it
+ * decides each of them, undegraded. Without backups (--backup 0) half would never be answered. */
+static void test_killed_coordinator_requests_are_taken_over(void **state)
+{
+    (void)state;
+    const char *const patient[] = {"--heartbeat_timeout_ms", "30000", "--deadline_ms", "30000",
+                                   NULL};
+    fx.coordinator = start_coordinator_as("first", STREAM, "mean-softmax", patient);
+    fx.second_coordinator = start_coordinator_as("second", STREAM, "mean-softmax", patient);
+    start_agents();
+    wait_until_healthy_by(STREAM, "first");
+    wait_until_healthy_by(STREAM, "second"); /* it knows what every agent serves */
+    await_agents_assigned_by("first", N_AGENTS);
+
+    for (int i = 0; i < N_AGENTS; i++)
+        kill(fx.agents[i], SIGSTOP);
+    enum { count = 40 };
+    for (size_t i = 0; i < count; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "held-%zu", i);
+        send_image(i, id);
+    }
+    struct timespec settle = {0, 500000000}; /* both coordinators have taken every request */
+    for (int i = 0; i < patience(); i++)
+        nanosleep(&settle, NULL);
+    kill(fx.coordinator, SIGKILL);
+    waitpid(fx.coordinator, NULL, 0);
+    fx.coordinator = 0;
+    await_log_line("coordinator-second", "coordinator first offline");
+    for (int i = 0; i < N_AGENTS; i++)
+        kill(fx.agents[i], SIGCONT);
+    assert_true(log_lines_with("second", "left without deciding") == 1);
+
+    static bool answered[count];
+    memset(answered, 0, sizeof answered);
+    size_t decided = 0;
+    fleet_msg_decision d;
+    while (decided < count && next_decision((int)(10000 * patience()), &d)) {
+        size_t index;
+        if (sscanf(d.id, "held-%zu", &index) != 1 || index >= count)
+            continue;
+        assert_false(answered[index]);
+        answered[index] = true;
+        decided++;
+        assert_string_equal(d.coordinator, "second");
+        assert_false(d.degraded);
+    }
+    assert_int_equal(decided, count);
+    assert_true(stop_fleet());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1115,6 +1180,8 @@ int main(void)
         cmocka_unit_test_teardown(test_existing_topics_in_json_out, stop_fleet_after),
         cmocka_unit_test_teardown(test_coordinator_without_will_is_forgotten, stop_fleet_after),
         cmocka_unit_test_teardown(test_cleared_states_are_forgotten, stop_fleet_after),
+        cmocka_unit_test_teardown(test_killed_coordinator_requests_are_taken_over,
+                                  stop_fleet_after),
     };
     if (getenv("FLEET_TEST_FILTER")) /* e.g. "*coordinators*": one test while debugging */
         cmocka_set_test_filter(getenv("FLEET_TEST_FILTER"));

@@ -177,6 +177,17 @@ static void test_round_trips(void **state)
     assert_int_equal(fleet_msg_coordinator_state_decode(buf, len, &cs2), FLEET_TOPICS_OK);
     assert_memory_equal(&cs, &cs2, sizeof cs);
     free(buf);
+    cs.online = false, cs.drained = true; /* optional: a coordinator that left on purpose */
+    assert_int_equal(fleet_msg_coordinator_state_encode(&cs, &buf, &len), FLEET_TOPICS_OK);
+    assert_int_equal(fleet_msg_coordinator_state_decode(buf, len, &cs2), FLEET_TOPICS_OK);
+    assert_memory_equal(&cs, &cs2, sizeof cs);
+    free(buf);
+    cs.online = true; /* drained means nothing online: not sent */
+    assert_int_equal(fleet_msg_coordinator_state_encode(&cs, &buf, &len), FLEET_TOPICS_OK);
+    assert_int_equal(fleet_msg_coordinator_state_decode(buf, len, &cs2), FLEET_TOPICS_OK);
+    assert_false(cs2.drained);
+    free(buf);
+    cs.drained = false;
     strcpy(cs.stream, "line/3"); /* not an id: would break topic names */
     assert_int_not_equal(fleet_msg_coordinator_state_encode(&cs, &buf, &len), FLEET_TOPICS_OK);
 }

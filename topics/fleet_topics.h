@@ -151,6 +151,9 @@ typedef struct fleet_msg_coordinator_state {
     bool online;
     uint64_t time_ms;
     char stream[FLEET_TOPICS_MAX_ID + 1]; /* the stream it serves; "" when not said */
+    /* Offline only: it left on purpose and decided every request that reached it before this
+     * message (the will never says so: what a crashed coordinator held is for its backups). */
+    bool drained;
 } fleet_msg_coordinator_state;
 
 typedef enum fleet_output_kind {
