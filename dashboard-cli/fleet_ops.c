@@ -64,13 +64,9 @@ static void forget_agent(fleet_ops_view *v, const char *id)
 static void forget_coordinator(fleet_ops_view *v, const char *id)
 {
     for (size_t i = 0; i < v->n_coordinators; i++)
-        if (strcmp(v->coordinators[i], id) == 0) {
-            size_t after = --v->n_coordinators - i;
-            memmove(v->coordinators[i], v->coordinators[i + 1], after * sizeof v->coordinators[0]);
-            memmove(v->coordinator_streams[i], v->coordinator_streams[i + 1],
-                    after * sizeof v->coordinator_streams[0]);
-            memmove(&v->coordinator_online[i], &v->coordinator_online[i + 1],
-                    after * sizeof v->coordinator_online[0]);
+        if (strcmp(v->coordinators[i].id, id) == 0) {
+            memmove(&v->coordinators[i], &v->coordinators[i + 1],
+                    (--v->n_coordinators - i) * sizeof v->coordinators[0]);
             return;
         }
 }
@@ -131,17 +127,19 @@ static void update_coordinator(fleet_ops_view *v, const char *id, const fleet_li
     if (fleet_msg_coordinator_state_decode(m->payload, m->len, &s) != FLEET_TOPICS_OK)
         return;
     size_t i = 0;
-    while (i < v->n_coordinators && strcmp(v->coordinators[i], id) != 0)
+    while (i < v->n_coordinators && strcmp(v->coordinators[i].id, id) != 0)
         i++;
+    fleet_ops_coordinator *c = &v->coordinators[i];
     if (i == v->n_coordinators) {
-        if (i == 8)
+        if (i == sizeof v->coordinators / sizeof v->coordinators[0])
             return;
-        snprintf(v->coordinators[i], sizeof v->coordinators[i], "%s", id);
+        snprintf(c->id, sizeof c->id, "%s", id);
         v->n_coordinators++;
     }
-    v->coordinator_online[i] = s.online;
+    c->online = s.online;
+    c->drained = s.drained;
     if (s.stream[0]) /* states written before 2026-11-30 name none */
-        snprintf(v->coordinator_streams[i], sizeof v->coordinator_streams[i], "%s", s.stream);
+        snprintf(c->stream, sizeof c->stream, "%s", s.stream);
 }
 
 bool fleet_ops_update(fleet_ops_view *v, const char *prefix, const fleet_link_message *m)
@@ -170,10 +168,14 @@ bool fleet_ops_update(fleet_ops_view *v, const char *prefix, const fleet_link_me
 
 void fleet_ops_print(const fleet_ops_view *v, FILE *out)
 {
-    for (size_t i = 0; i < v->n_coordinators; i++)
-        fprintf(out, "coordinator %-20s %-8s stream %s\n", v->coordinators[i],
-                v->coordinator_online[i] ? "online" : "offline",
-                v->coordinator_streams[i][0] ? v->coordinator_streams[i] : "?");
+    for (size_t i = 0; i < v->n_coordinators; i++) {
+        const fleet_ops_coordinator *c = &v->coordinators[i];
+        fprintf(out, "coordinator %-20s %-8s stream %s\n", c->id,
+                c->online    ? "online"
+                : c->drained ? "stopped"
+                             : "offline",
+                c->stream[0] ? c->stream : "?");
+    }
     fprintf(out, "%-20s %-6s %-10s %-12s %12s %12s %10s\n", "agent", "state", "bdseq", "variants",
             "latency_us", "processed", "dropped");
     for (size_t i = 0; i < v->n_agents; i++) {

@@ -26,12 +26,17 @@ typedef struct fleet_ops_agent {
     size_t n_models;
 } fleet_ops_agent;
 
+typedef struct fleet_ops_coordinator {
+    char id[FLEET_TOPICS_MAX_ID + 1];
+    char stream[FLEET_TOPICS_MAX_ID + 1]; /* "" when its state names none */
+    bool online;
+    bool drained; /* offline on purpose (SIGTERM), not by its will */
+} fleet_ops_coordinator;
+
 typedef struct fleet_ops_view {
     fleet_ops_agent agents[FLEET_OPS_MAX_AGENTS];
     size_t n_agents;
-    char coordinators[8][FLEET_TOPICS_MAX_ID + 1];
-    char coordinator_streams[8][FLEET_TOPICS_MAX_ID + 1]; /* "" when its state names none */
-    bool coordinator_online[8];
+    fleet_ops_coordinator coordinators[8];
     size_t n_coordinators;
 } fleet_ops_view;
 

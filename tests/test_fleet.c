@@ -721,6 +721,8 @@ static void test_two_coordinators_share_a_stream(void **state)
     assert_true(by_first > 20 && by_second > 20);
     print_message("leader stopped: the follower decided %zu of %d requests, the leader %zu\n",
                   by_second, count, by_first);
+    expect_status("coordinator first                stopped  stream " STREAM
+                  "\n"); /* it left on purpose: drained */
     assert_true(stop_fleet());
 }
 
@@ -1164,6 +1166,8 @@ static void test_killed_coordinator_requests_are_taken_over(void **state)
         assert_false(d.degraded);
     }
     assert_int_equal(decided, count);
+    expect_status("coordinator first                offline  stream " STREAM
+                  "\n"); /* its will: it died */
     assert_true(stop_fleet());
 }
 
