@@ -31,8 +31,9 @@ struct fleet_coordinator {
     uint64_t epoch;
     uint32_t serving; /* variants a live agent has loaded: kept current on membership events */
     volatile sig_atomic_t stopping;
+    bool announced; /* our online state went out at create: a stop says goodbye (drain) */
     /* Leaving on purpose: our drained offline state is out; once its echo is back (the broker's
-     * order: the requests before it are ours to decide, none after) we take no more. */
+     * order: the requests before it are ours, none after) we take no more. */
     bool draining, drain_echoed;
     uint64_t raw_inputs;
     double next_expire_us;
@@ -141,7 +142,8 @@ static void publish_encoded(fleet_coordinator *c, const char *topic, fleet_topic
 
 static void publish_state(fleet_coordinator *c, bool online, bool drained)
 {
-    fleet_msg_coordinator_state s = {.online = online, .time_ms = wall_ms(), .drained = drained};
+    fleet_msg_coordinator_state s = {
+        .online = online, .time_ms = wall_ms(), .drained = drained, .backup = c->cfg.backup};
     snprintf(s.coordinator, sizeof s.coordinator, "%s", c->cfg.id);
     snprintf(s.stream, sizeof s.stream, "%s", c->cfg.stream);
     char topic[FLEET_TOPICS_MAX_TOPIC];
@@ -349,16 +351,35 @@ static void on_agent_state(fleet_coordinator *c, const fleet_link_message *m, co
 static void peers_changed(fleet_coordinator *c, const char *who, const char *how,
                           const char *stream);
 
-/* A coordinator left: the backups we hold of its requests are released when it drained them,
- * and are ours to decide when it did not (it died, or went silent). */
-static void owner_gone(fleet_coordinator *c, const char *coordinator, bool drained)
+/* A coordinator left (how: drained, its will, ...): the backups we hold of its requests are
+ * ours to decide now; it decides none of them (it handed them over, or died). */
+static void owner_gone(fleet_coordinator *c, const char *coordinator, const char *how)
 {
     uint64_t before = c->stats.taken_over;
     coord_stream_env env = stream_env(c);
-    coord_stream_owner_gone(&c->stream, &env, coordinator, drained, fleet_link_now_us());
+    coord_stream_owner_gone(&c->stream, &env, coordinator, fleet_link_now_us());
     if (c->stats.taken_over > before)
-        LOG(c, 1, "coordinator %s left without deciding: %llu of its requests are ours now",
-            coordinator, (unsigned long long)(c->stats.taken_over - before));
+        LOG(c, 2, "coordinator %s left (%s): %llu of its requests are ours to decide now",
+            coordinator, how, (unsigned long long)(c->stats.taken_over - before));
+}
+
+/* Whether request id of ours is decided by its backup once we are gone: both take part. */
+static bool backup_takes(void *ctx, const char *id)
+{
+    fleet_coordinator *c = ctx;
+    return c->cfg.backup && coord_peers_next_backs_up(&c->peers, id);
+}
+
+/* Our will was published while we live on (a lost session): our backups took our requests
+ * over, so we let them go rather than decide them a second time. */
+static void hand_over_after_will(fleet_coordinator *c)
+{
+    uint64_t before = c->stats.handed_over;
+    coord_stream_env env = stream_env(c);
+    coord_stream_hand_over(&c->stream, &env, backup_takes, c, fleet_link_now_us());
+    if (c->stats.handed_over > before)
+        LOG(c, 1, "our will was published while we ran: %llu request(s) left to our backups",
+            (unsigned long long)(c->stats.handed_over - before));
 }
 
 /* Another coordinator's state: when the set of online coordinators changes, agents and
@@ -369,10 +390,11 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
     fleet_msg_coordinator_state s;
     if (m->len == 0) { /* its retained state was removed (an operator clearing a ghost) */
         coord_peer gone;
-        if (strcmp(coordinator, c->cfg.id) == 0)
+        if (strcmp(coordinator, c->cfg.id) == 0 && !c->draining) {
+            hand_over_after_will(c);       /* the others took us as gone */
             publish_state(c, true, false); /* ours: we are here */
-        else if (coord_peers_forget(&c->peers, coordinator, &gone)) {
-            owner_gone(c, gone.id, false);
+        } else if (coord_peers_forget(&c->peers, coordinator, &gone)) {
+            owner_gone(c, gone.id, "its retained state was cleared");
             peers_changed(c, gone.id, "had its retained state cleared, taken as offline",
                           gone.stream);
         }
@@ -382,10 +404,11 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
                  fleet_msg_coordinator_state_decode(m->payload, m->len, &s)))
         return;
     if (strcmp(s.coordinator, c->cfg.id) == 0 && !s.online) {
-        if (c->draining) { /* the echo of our drained state: every request before it is held */
+        if (c->draining && s.drained) { /* our goodbye's echo: every request before it came */
             c->drain_echoed = true;
             pthread_cond_broadcast(&c->tick);
-        } else { /* our will, from a lost session or an earlier run */
+        } else if (!c->draining) { /* our will, from a lost session or an earlier run */
+            hand_over_after_will(c);
             publish_state(c, true, false);
         }
         return;
@@ -395,7 +418,7 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
         LOG(c, 0, "coordinator %s ignored: %d other coordinators known already", s.coordinator,
             COORD_MAX_PEERS);
     if (change == COORD_PEERS_CHANGED && !s.online)
-        owner_gone(c, s.coordinator, s.drained);
+        owner_gone(c, s.coordinator, s.drained ? "stopped" : "its will");
     if (change == COORD_PEERS_CHANGED)
         peers_changed(c, s.coordinator,
                       s.online    ? "online"
@@ -800,6 +823,7 @@ fleet_coordinator_status fleet_coordinator_create(const fleet_coordinator_config
         return st;
     }
     publish_state(c, true, false);
+    c->announced = true;
     c->next_state_us = fleet_link_now_us() + COORD_STATE_REFRESH_US;
     LOG(c, 2, "serving stream '%s' with %zu variants (%s) at %s", c->cfg.stream, c->family.count,
         c->cfg.fusion ? "fusion" : fleet_ensemble_rule_name(c->cfg.rule), c->cfg.broker);
@@ -836,7 +860,7 @@ static void housekeeping(fleet_coordinator *c, double now)
     }
     coord_peer gone;
     while (coord_peers_expire_one(&c->peers, now, COORD_PEER_SILENCE_US, &gone)) {
-        owner_gone(c, gone.id, false);
+        owner_gone(c, gone.id, "silent for 16 s");
         peers_changed(c, gone.id, "silent for 16 s, taken as offline", gone.stream);
     }
     if (now >= c->next_expire_us) {
@@ -900,10 +924,24 @@ void fleet_coordinator_get_stats(fleet_coordinator *c, fleet_coordinator_stats *
     pthread_mutex_unlock(&c->state_lock);
 }
 
-/* Leaving on purpose: our drained offline state tells the others to take the requests after
- * it, and that we decide those before it, which its echo delimits (at most 2 s: the broker
- * may be gone). Then no more deliveries, and every request held gets its decision with what
- * it has; backups are let go. */
+/* What this run did, for the operator (fleet_coordinator_get_stats while it runs). */
+static void log_totals(const fleet_coordinator *c)
+{
+    const fleet_coordinator_stats *s = &c->stats;
+    LOG(c, 2,
+        "stopped: %llu requests, %llu decisions (%llu degraded), %llu results; backups held "
+        "%llu (released %llu, taken over %llu), handed over %llu",
+        (unsigned long long)s->requests, (unsigned long long)s->decisions,
+        (unsigned long long)s->degraded, (unsigned long long)s->results,
+        (unsigned long long)s->backups, (unsigned long long)s->backups_released,
+        (unsigned long long)s->taken_over, (unsigned long long)s->handed_over);
+}
+
+/* Leaving on purpose: our drained offline state tells the others to take our requests: the
+ * member that ranks next for each has a backup of those that came before it (when both take
+ * part in backups) and owns those after it. We take none after its echo (at most 2 s: the
+ * broker may be gone), stop deliveries, let go of what a backup decides and decide the rest
+ * with what it has. */
 static void drain(fleet_coordinator *c)
 {
     pthread_mutex_lock(&c->state_lock);
@@ -925,6 +963,7 @@ static void drain(fleet_coordinator *c)
     pthread_mutex_lock(&c->state_lock);
     coord_stream_env env = stream_env(c);
     c->deferring = true;
+    coord_stream_hand_over(&c->stream, &env, backup_takes, c, fleet_link_now_us());
     coord_stream_decide_all(&c->stream, &env, fleet_link_now_us());
     c->deferring = false;
     pthread_mutex_unlock(&c->state_lock);
@@ -935,10 +974,11 @@ void fleet_coordinator_destroy(fleet_coordinator *c)
 {
     if (!c)
         return;
-    if (c->link) {
+    if (c->link && c->announced)
         drain(c);
-        fleet_link_destroy(c->link); /* no deliver_message runs after this */
-    }
+    fleet_link_destroy(c->link); /* no deliver_message runs after this */
+    if (c->announced)
+        log_totals(c);
     for (size_t i = 0; i < c->outbox_count; i++) /* the timekeeper flushes before it stops */
         free_outgoing(&c->outbox[i]);
     free(c->outbox);

@@ -44,7 +44,7 @@ typedef struct fleet_coordinator_config {
     uint32_t max_pending;          /* requests in flight per stream (4096) */
     uint32_t backup;        /* 1 (default): with other coordinators on the stream, also hold the
                                requests this one ranks second for, and decide them if their owner
-                               dies; 0: only its own */
+                               leaves; hand its own to theirs when it stops. 0: neither */
     char mirror_topic[256]; /* decisions also as JSON here (optional) */
     char input_filter[256]; /* raw inputs from an existing topic filter (optional) */
     char input_format[16];  /* "u8" or "f32": a raw [1,1,28,28]-sized payload */
@@ -83,7 +83,8 @@ typedef struct fleet_coordinator_stats {
     uint64_t others_requests;  /* requests and results another coordinator of the stream decides */
     uint64_t backups;          /* requests held as a backup of the coordinator that decides them */
     uint64_t backups_released; /* of those, let go: their owner decided or drained */
-    uint64_t taken_over;       /* of those, made ours: their owner died (its will, silence) */
+    uint64_t taken_over;       /* of those, made ours: their owner left */
+    uint64_t handed_over;      /* requests of ours let go to their backup, which decides them */
     uint32_t live_agents;
     uint64_t epoch;
 } fleet_coordinator_stats;

@@ -143,6 +143,7 @@ typedef struct coord_peer {
     char id[FLEET_TOPICS_MAX_ID + 1];
     char stream[FLEET_TOPICS_MAX_ID + 1]; /* the stream it serves ("" when not announced) */
     double heard_us;                      /* its latest online state arrived then */
+    bool backup;                          /* it holds backups and hands over (its state says) */
 } coord_peer;
 
 typedef struct coord_peers {
@@ -166,16 +167,20 @@ bool coord_peers_leader_is(const coord_peers *p, const char *id);
 bool coord_peers_owns(const coord_peers *p, const char *agent);
 
 /* What self does with a request of its stream: the group member that scores highest decides
- * it, the second holds a backup copy and decides it only if the first dies with it. */
+ * it; the second, when both take part in backups (their states say so), holds a backup copy
+ * and decides it if the first leaves. */
 typedef enum coord_peers_role {
     COORD_PEERS_DECIDES,  /* self ranks first */
-    COORD_PEERS_BACKS_UP, /* self ranks second; owner is set to the first */
-    COORD_PEERS_OTHERS,   /* self ranks lower: not its business */
+    COORD_PEERS_BACKS_UP, /* self ranks second, the first takes part; owner is set to it */
+    COORD_PEERS_OTHERS,   /* not its business */
 } coord_peers_role;
 
 coord_peers_role coord_peers_role_for(const coord_peers *p, const char *request, char *owner,
                                       size_t size);
 bool coord_peers_decides(const coord_peers *p, const char *request);
+/* Whether the member that ranks next after self for request (self deciding it) holds a backup
+ * of it: it takes part in backups. False when self is alone on its stream. */
+bool coord_peers_next_backs_up(const coord_peers *p, const char *request);
 /* A coordinator's state, arrived at now_us (coordinators restate theirs every
  * COORD_STATE_REFRESH_US, which keeps them from expiring). */
 coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinator_state *s,
@@ -282,11 +287,15 @@ bool coord_stream_holds(const coord_stream *s, const char *id);
 void coord_stream_sweep(coord_stream *s, const coord_stream_env *env, double now_us);
 /* Re-evaluates pending requests after the set of answering variants shrank. */
 void coord_stream_expected_changed(coord_stream *s, const coord_stream_env *env, double now_us);
-/* Coordinator owner left. drained (it said it decided everything that reached it): its
- * backups are released. Otherwise (its will, silence, a cleared state) they become ours and
- * are decided, at once when complete. */
+/* Coordinator owner left (drained, its will, silence, a cleared state): the backups of its
+ * requests become ours and are decided, at once when complete. */
 void coord_stream_owner_gone(coord_stream *s, const coord_stream_env *env, const char *owner,
-                             bool drained, double now_us);
+                             double now_us);
+/* Lets go, without a decision, every request of ours that taken(ctx, id) says another
+ * coordinator decides now (its backup took it over): we are leaving, or our will was
+ * published while we lived on. */
+void coord_stream_hand_over(coord_stream *s, const coord_stream_env *env,
+                            bool (*taken)(void *ctx, const char *id), void *ctx, double now_us);
 /* Decides every pending request now, with what it has (a coordinator that stops); backups
  * are released. */
 void coord_stream_decide_all(coord_stream *s, const coord_stream_env *env, double now_us);

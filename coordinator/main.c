@@ -41,7 +41,7 @@ static const char usage[] =
     "  --max_pending N          requests in flight (default 4096)\n"
     "  --backup 0|1             with other coordinators on the stream, also hold the requests\n"
     "                           this one ranks second for and decide them if their owner\n"
-    "                           dies (default 1)\n"
+    "                           leaves (default 1)\n"
     "  --mirror_topic TOPIC     also publish each decision as JSON here\n"
     "  --input_filter FILTER    take raw [1,1,28,28] tensors from an existing topic filter\n"
     "  --input_format u8|f32    their format (default u8)\n"

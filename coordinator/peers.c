@@ -84,8 +84,26 @@ coord_peers_role coord_peers_role_for(const coord_peers *p, const char *request,
     }
     if (!above)
         return COORD_PEERS_DECIDES;
+    if (!above->backup)
+        return COORD_PEERS_OTHERS; /* it decides alone, as coordinators before backups did */
     snprintf(owner, size, "%s", above->id);
     return COORD_PEERS_BACKS_UP;
+}
+
+bool coord_peers_next_backs_up(const coord_peers *p, const char *request)
+{
+    const coord_peer *next = NULL;
+    uint64_t best = 0;
+    for (size_t i = 0; i < p->count; i++) {
+        const coord_peer *peer = &p->peers[i];
+        uint64_t score = coord_peers_score(request, peer->id);
+        if (strcmp(peer->stream, p->stream) == 0 &&
+            (!next || score > best || (score == best && strcmp(peer->id, next->id) < 0))) {
+            next = peer;
+            best = score;
+        }
+    }
+    return next && next->backup;
 }
 
 bool coord_peers_decides(const coord_peers *p, const char *request)
@@ -118,6 +136,7 @@ coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinato
         bool moved = strcmp(known->stream, s->stream) != 0; /* restarted on another stream */
         snprintf(known->stream, sizeof known->stream, "%s", s->stream);
         known->heard_us = now_us;
+        known->backup = s->backup;
         return moved ? COORD_PEERS_CHANGED : COORD_PEERS_SAME;
     }
     if (p->count == COORD_MAX_PEERS)
@@ -126,6 +145,7 @@ coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinato
     snprintf(n->id, sizeof n->id, "%s", s->coordinator);
     snprintf(n->stream, sizeof n->stream, "%s", s->stream);
     n->heard_us = now_us;
+    n->backup = s->backup;
     return COORD_PEERS_CHANGED;
 }
 

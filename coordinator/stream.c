@@ -173,8 +173,15 @@ static void erase(coord_stream *s, coord_pending *p)
     }
 }
 
-/* The pending request to let go first when memory is full: the oldest backup (its owner
- * decides it), else the oldest of ours (decided early, degraded). */
+/* Whether nobody waits for a decision of pending p from us: a backup (its owner decides it), or
+ * results whose request has not come. */
+static bool unanswered(const coord_pending *p)
+{
+    return p->owner[0] != '\0' || !p->has_request;
+}
+
+/* The pending entry to let go first when memory is full: the oldest that nobody awaits from
+ * us, else the oldest of ours (decided early, degraded). */
 static coord_pending *eviction_victim(coord_stream *s)
 {
     coord_pending *best = NULL;
@@ -182,13 +189,15 @@ static coord_pending *eviction_victim(coord_stream *s)
         coord_pending *p = &s->slots[i];
         if (p->state != SLOT_PENDING)
             continue;
-        bool backup = p->owner[0] != '\0', best_backup = best && best->owner[0] != '\0';
-        if (!best || (backup && !best_backup) ||
-            (backup == best_backup && p->arrival_us < best->arrival_us))
+        bool quiet = unanswered(p), best_quiet = best && unanswered(best);
+        if (!best || (quiet && !best_quiet) ||
+            (quiet == best_quiet && p->arrival_us < best->arrival_us))
             best = p;
     }
     return best;
 }
+
+static void settle(coord_stream *s, coord_pending *p, double now_us);
 
 static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *p, double now_us);
 
@@ -199,8 +208,12 @@ static coord_pending *insert(coord_stream *s, const coord_stream_env *env, const
 {
     if (s->pending >= s->max_pending) {
         coord_pending *victim = eviction_victim(s);
-        env->stats->evicted += victim->owner[0] == '\0';
-        decide(s, env, victim, now_us);
+        if (victim->has_request) {
+            env->stats->evicted += victim->owner[0] == '\0';
+            decide(s, env, victim, now_us);
+        } else { /* results only: nothing to answer */
+            settle(s, victim, now_us);
+        }
     }
     size_t i = h & (s->capacity - 1);
     while (s->slots[i].state != SLOT_FREE)
@@ -393,13 +406,11 @@ static bool refused(coord_stream *s, const coord_stream_env *env, coord_pending 
 }
 
 /* Complete: every variant that could answer when the request came, and still can, has. A
- * variant that came back since never saw the request. A backup waits for every variant of the
- * family: the owner's view of who can answer may be ahead of ours (a follower that has not
- * seen every assignment yet), and a backup let go too early is lost if the owner then dies. */
+ * variant that came back since never saw the request. A backup is complete when its owner,
+ * whose view of the fleet is ours (the members follow the leader's assignments), decides. */
 static bool complete(const coord_stream_env *env, const coord_pending *p)
 {
-    uint32_t awaited =
-        p->owner[0] ? (uint32_t)((1ull << env->family->count) - 1) : p->expected & env->expected;
+    uint32_t awaited = p->expected & env->expected;
     return p->state == SLOT_PENDING && p->has_request && (p->answered & awaited) == awaited;
 }
 
@@ -595,23 +606,38 @@ void coord_stream_expected_changed(coord_stream *s, const coord_stream_env *env,
 }
 
 void coord_stream_owner_gone(coord_stream *s, const coord_stream_env *env, const char *owner,
-                             bool drained, double now_us)
+                             double now_us)
 {
     size_t n = 0;
     for (size_t i = 0; i < s->capacity; i++) {
         coord_pending *p = &s->slots[i];
         if (p->state != SLOT_PENDING || strcmp(p->owner, owner) != 0)
             continue;
-        if (!drained) { /* ours now: decided when complete (as we see the fleet now) or due */
-            p->owner[0] = '\0';
-            p->expected = env->expected;
-            env->stats->taken_over++;
-            env->stats->requests++;
-        }
-        if (drained || complete(env, p)) /* a drained owner's backups are released */
+        p->owner[0] = '\0'; /* ours now: decided when complete or due */
+        env->stats->taken_over++;
+        env->stats->requests++;
+        if (complete(env, p))
             snprintf(s->due[n++], sizeof s->due[0], "%s", p->id);
     }
     settle_due(s, env, n, now_us);
+}
+
+void coord_stream_hand_over(coord_stream *s, const coord_stream_env *env,
+                            bool (*taken)(void *ctx, const char *id), void *ctx, double now_us)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->capacity; i++) {
+        const coord_pending *p = &s->slots[i];
+        if (p->state == SLOT_PENDING && !unanswered(p) && taken(ctx, p->id))
+            snprintf(s->due[n++], sizeof s->due[0], "%s", p->id);
+    }
+    for (size_t i = 0; i < n; i++) { /* settling may erase (and shift) slots: found by id */
+        coord_pending *p = find(s, s->due[i], hash_id(s->due[i]));
+        if (p && p->state == SLOT_PENDING) {
+            env->stats->handed_over++;
+            settle(s, p, now_us);
+        }
+    }
 }
 
 void coord_stream_decide_all(coord_stream *s, const coord_stream_env *env, double now_us)

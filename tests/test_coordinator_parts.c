@@ -346,7 +346,7 @@ static void view(coord_peers *p, size_t self, const char *const *ids, const char
     snprintf(p->self, sizeof p->self, "%s", ids[self]);
     snprintf(p->stream, sizeof p->stream, "%s", streams[self]);
     for (size_t i = 0; i < n; i++) {
-        fleet_msg_coordinator_state s = {.online = true};
+        fleet_msg_coordinator_state s = {.online = true, .backup = true};
         snprintf(s.coordinator, sizeof s.coordinator, "%s", ids[i]);
         snprintf(s.stream, sizeof s.stream, "%s", streams[i]);
         coord_peers_update(p, &s, 0);
@@ -430,6 +430,31 @@ static void test_peers_backup_ranks_second(void **state)
     }
     for (int i = 0; i < 3; i++)
         assert_in_range(backups_by[i], 60, 140);
+
+    /* A member that does not take part (an older coordinator, or backup = 0): nobody backs up
+     * its requests, and it counts on no backup for its own. */
+    static const char *const pair[] = {"a", "b"};
+    static const char *const one_stream[] = {"s", "s"};
+    static coord_peers va, vb;
+    view(&va, 0, pair, one_stream, 2);
+    view(&vb, 1, pair, one_stream, 2);
+    fleet_msg_coordinator_state plain = {.coordinator = "a", .online = true, .stream = "s"};
+    coord_peers_update(&vb, &plain, 0);
+    fleet_msg_coordinator_state taking_part = plain;
+    snprintf(taking_part.coordinator, sizeof taking_part.coordinator, "b");
+    taking_part.backup = true;
+    coord_peers_update(&va, &taking_part, 0);
+    for (int n = 0; n < 50; n++) {
+        char id[16], owner[FLEET_TOPICS_MAX_ID + 1];
+        snprintf(id, sizeof id, "req-%d", n);
+        if (coord_peers_decides(&va, id)) {
+            assert_int_equal(coord_peers_role_for(&vb, id, owner, sizeof owner),
+                             COORD_PEERS_OTHERS);
+            assert_true(coord_peers_next_backs_up(&va, id)); /* b does take part */
+        } else {
+            assert_false(coord_peers_next_backs_up(&vb, id)); /* a does not */
+        }
+    }
 }
 
 /* A peer that has not restated its online state for the silence limit is taken as gone (its
@@ -976,15 +1001,15 @@ static void test_stream_decide_all(void **state)
 }
 
 /* A backup copy (its owner named) collects results but is let go without a decision when
- * complete, due, drained by its owner or at shutdown; when its owner dies it becomes ours and
- * is decided. It never answers a refusal: the owner does. */
+ * complete (as we see the fleet, which is the owner's view), due, or at our shutdown; when its
+ * owner leaves it becomes ours and is decided. It never answers a refusal: the owner does. */
 static void test_stream_backups(void **state)
 {
     (void)state;
     static stream_fixture t;
     stream_setup(&t, 2, 8, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x3);
     coord_stream *s = &t.stream;
-    const char *ids[] = {"done", "orphaned", "due", "drained", "closing"};
+    const char *ids[] = {"done", "orphaned", "due", "left-late", "closing"};
     const char *owners[] = {"a", "a", "b", "c", "d"};
     for (size_t i = 0; i < 5; i++) {
         snprintf(t.req.id, sizeof t.req.id, "%s", ids[i]);
@@ -998,16 +1023,17 @@ static void test_stream_backups(void **state)
     stream_result(&t, &r, 2); /* complete: its owner decides it */
     assert_int_equal(delivered, 0);
     assert_int_equal(t.stats.backups_released, 1);
-
-    t.env.expected = 0x1; /* all we know to serve has answered; the owner may know more */
+    t.env.expected = 0x1; /* variant 1 is not served: complete with variant 0 alone */
     snprintf(t.req.id, sizeof t.req.id, "partial");
     coord_stream_request(s, &t.env, &t.req, 2, 1e6, &no_reply, "b");
     r = result("partial", 0, 4, 0.9f);
     stream_result(&t, &r, 2);
     t.env.expected = 0x3;
-    assert_int_equal(t.stats.backups_released, 1);
-    coord_stream_owner_gone(s, &t.env, "a", false, 3); /* a died: "orphaned" is ours */
+    assert_int_equal(t.stats.backups_released, 2);
+
+    coord_stream_owner_gone(s, &t.env, "a", 3); /* a left: "orphaned" is ours */
     assert_int_equal(t.stats.taken_over, 1);
+    assert_int_equal(t.stats.requests, 1);
     assert_int_equal(delivered, 0); /* still waits for variant 1 */
     r = result("orphaned", 1, 4, 0.9f);
     stream_result(&t, &r, 4);
@@ -1015,10 +1041,10 @@ static void test_stream_backups(void **state)
     assert_string_equal(last.id, "orphaned");
     assert_false(last.degraded);
 
-    coord_stream_owner_gone(s, &t.env, "c", true, 5); /* c drained: it decided "drained" */
-    assert_int_equal(t.stats.backups_released, 2);
-    coord_stream_sweep(s, &t.env, 2e6); /* "due", "partial", "closing" are due; b, d alive */
+    coord_stream_sweep(s, &t.env, 2e6); /* "due", "left-late", "closing": their owners live */
     assert_int_equal(t.stats.backups_released, 5);
+    coord_stream_owner_gone(s, &t.env, "c", 2e6 + 1); /* too late: let go at its deadline */
+    assert_int_equal(t.stats.taken_over, 1);
     assert_int_equal(delivered, 1);
     assert_int_equal(s->pending, 0);
 
@@ -1035,16 +1061,51 @@ static void test_stream_backups(void **state)
     assert_int_equal(t.stats.refused, 0);
     coord_stream_free(s);
 
-    /* Memory full: a backup makes room before any request of ours is decided early. */
-    stream_setup(&t, 2, 2, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x3);
+    /* Memory full: a backup, then results without their request, make room before any
+     * request of ours is decided early. */
+    stream_setup(&t, 2, 3, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x3);
     stream_request(&t, "mine", 0, 1e6, &no_reply);
     snprintf(t.req.id, sizeof t.req.id, "theirs");
     coord_stream_request(s, &t.env, &t.req, 1, 1e6, &no_reply, "a");
-    stream_request(&t, "mine-too", 2, 1e6, &no_reply);
+    r = result("early", 0, 4, 0.9f);
+    stream_result(&t, &r, 2);
+    stream_request(&t, "mine-too", 3, 1e6, &no_reply);
+    assert_int_equal(t.stats.backups_released, 1);
+    stream_request(&t, "mine-three", 4, 1e6, &no_reply);
     assert_int_equal(delivered, 0);
     assert_int_equal(t.stats.evicted, 0);
-    assert_int_equal(t.stats.backups_released, 1);
+    assert_int_equal(t.stats.decisions, 0);
     assert_true(coord_stream_holds(s, "mine") && !coord_stream_holds(s, "theirs"));
+    coord_stream_free(s);
+}
+
+static bool hand_over_odd(void *ctx, const char *id)
+{
+    (void)ctx;
+    return id[strlen(id) - 1] % 2 == 1;
+}
+
+/* Leaving (or after our will): the requests a backup decides are let go undecided, the rest
+ * are ours to decide; backups and results without a request are not ours to hand over. */
+static void test_stream_hand_over(void **state)
+{
+    (void)state;
+    static stream_fixture t;
+    stream_setup(&t, 2, 8, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x3);
+    coord_stream *s = &t.stream;
+    stream_request(&t, "r1", 0, 1e6, &no_reply);
+    stream_request(&t, "r2", 0, 1e6, &no_reply);
+    snprintf(t.req.id, sizeof t.req.id, "b3");
+    coord_stream_request(s, &t.env, &t.req, 0, 1e6, &no_reply, "a");
+    fleet_msg_result r = result("x5", 0, 4, 0.9f);
+    stream_result(&t, &r, 1);
+    coord_stream_hand_over(s, &t.env, hand_over_odd, NULL, 2);
+    assert_int_equal(t.stats.handed_over, 1);
+    assert_false(coord_stream_holds(s, "r1"));
+    assert_true(coord_stream_holds(s, "r2") && coord_stream_holds(s, "b3"));
+    coord_stream_decide_all(s, &t.env, 3);
+    assert_int_equal(delivered, 1);
+    assert_string_equal(last.id, "r2");
     coord_stream_free(s);
 }
 
@@ -1156,6 +1217,7 @@ int main(void)
         cmocka_unit_test(test_stream_scans_survive_shifting_slots),
         cmocka_unit_test(test_stream_decide_all),
         cmocka_unit_test(test_stream_backups),
+        cmocka_unit_test(test_stream_hand_over),
         cmocka_unit_test(test_stream_ring_and_late_requests),
         cmocka_unit_test(test_silent_agent_of_another_keeps_its_assignment),
     };

@@ -182,12 +182,18 @@ static void test_round_trips(void **state)
     assert_int_equal(fleet_msg_coordinator_state_decode(buf, len, &cs2), FLEET_TOPICS_OK);
     assert_memory_equal(&cs, &cs2, sizeof cs);
     free(buf);
-    cs.online = true; /* drained means nothing online: not sent */
+    cs.online = true, cs.backup = true; /* drained means nothing online: not sent */
     assert_int_equal(fleet_msg_coordinator_state_encode(&cs, &buf, &len), FLEET_TOPICS_OK);
     assert_int_equal(fleet_msg_coordinator_state_decode(buf, len, &cs2), FLEET_TOPICS_OK);
     assert_false(cs2.drained);
+    assert_true(cs2.backup);
     free(buf);
-    cs.drained = false;
+    cs.online = false, cs.drained = false; /* backup means nothing offline: not sent */
+    assert_int_equal(fleet_msg_coordinator_state_encode(&cs, &buf, &len), FLEET_TOPICS_OK);
+    assert_int_equal(fleet_msg_coordinator_state_decode(buf, len, &cs2), FLEET_TOPICS_OK);
+    assert_false(cs2.backup);
+    free(buf);
+    cs.backup = false;
     strcpy(cs.stream, "line/3"); /* not an id: would break topic names */
     assert_int_not_equal(fleet_msg_coordinator_state_encode(&cs, &buf, &len), FLEET_TOPICS_OK);
 }

@@ -151,8 +151,10 @@ typedef struct fleet_msg_coordinator_state {
     bool online;
     uint64_t time_ms;
     char stream[FLEET_TOPICS_MAX_ID + 1]; /* the stream it serves; "" when not said */
-    /* Offline only: it left on purpose and decided every request that reached it before this
-     * message (the will never says so: what a crashed coordinator held is for its backups). */
+    /* Online only: it holds backups of its stream's requests for the member that ranks first,
+     * and hands its own over to theirs when it leaves (docs/PROTOCOL.md, several coordinators). */
+    bool backup;
+    /* Offline only: it left on purpose (SIGTERM), not by its will. */
     bool drained;
 } fleet_msg_coordinator_state;
 

@@ -266,8 +266,8 @@ fleet_topics_status fleet_msg_coordinator_state_encode(const fleet_msg_coordinat
     if (m->stream[0] && (st = topics_check_id("stream", m->stream)))
         return st;
     topics_writer w;
-    bool drained = m->drained && !m->online;
-    topics_writer_init(&w, 3 + (m->stream[0] != 0) + drained);
+    bool drained = m->drained && !m->online, backup = m->backup && m->online;
+    topics_writer_init(&w, 3 + (m->stream[0] != 0) + drained + backup);
     topics_put_str(&w, "coordinator", m->coordinator);
     topics_put_bool(&w, "online", m->online);
     topics_put_uint(&w, "time_ms", m->time_ms);
@@ -275,6 +275,8 @@ fleet_topics_status fleet_msg_coordinator_state_encode(const fleet_msg_coordinat
         topics_put_str(&w, "stream", m->stream);
     if (drained)
         topics_put_bool(&w, "drained", true);
+    if (backup)
+        topics_put_bool(&w, "backup", true);
     return topics_writer_finish(&w, buf, len);
 }
 
@@ -291,7 +293,9 @@ fleet_topics_status fleet_msg_coordinator_state_decode(const uint8_t *buf, size_
     TRY(topics_get_uint(&r, "time_ms", false, UINT64_MAX, &m->time_ms));
     TRY(read_optional_id(&r, "stream", m->stream));
     TRY(topics_get_bool(&r, "drained", false, &m->drained));
+    TRY(topics_get_bool(&r, "backup", false, &m->backup));
     m->drained = m->drained && !m->online;
+    m->backup = m->backup && m->online;
 done:
     topics_reader_close(&r);
     return st;
