@@ -10,6 +10,7 @@
 #include <time.h>
 
 #define COORD_TICK_MS 20
+#define JOIN_WAIT_US 2e6 /* for the echo of our online state, before taking requests anyway */
 
 /* Threads: Paho's receive thread handles every message (deliver_message); the thread in
  * fleet_coordinator_run keeps time (deadlines, heartbeat timeouts) and the subscriptions.
@@ -32,6 +33,10 @@ struct fleet_coordinator {
     uint32_t serving; /* variants a live agent has loaded: kept current on membership events */
     volatile sig_atomic_t stopping;
     bool announced; /* our online state went out at create: a stop says goodbye (drain) */
+    /* Its echo came back (or JOIN_WAIT_US passed): the others count us from the same point of
+     * the broker's order, so from then on we take our share of the requests, not before. */
+    bool joined;
+    double announced_us;
     /* Leaving on purpose: our drained offline state is out; once its echo is back (the broker's
      * order: the requests before it are ours, none after) we take no more. */
     bool draining, drain_echoed;
@@ -403,6 +408,8 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
     if (!decoded(c, m, "coordinator state", 1,
                  fleet_msg_coordinator_state_decode(m->payload, m->len, &s)))
         return;
+    if (strcmp(s.coordinator, c->cfg.id) == 0 && s.online)
+        c->joined = true;
     if (strcmp(s.coordinator, c->cfg.id) == 0 && !s.online) {
         if (c->draining && s.drained) { /* our goodbye's echo: every request before it came */
             c->drain_echoed = true;
@@ -560,6 +567,9 @@ static const char *reply_refusal(const fleet_coordinator *c, const fleet_link_me
 static bool takes_request(fleet_coordinator *c, const char *id, char *owner, size_t size)
 {
     owner[0] = '\0';
+    if (!c->joined && (!c->announced || fleet_link_now_us() - c->announced_us < JOIN_WAIT_US))
+        return false; /* the others do not count us yet: theirs to decide */
+    c->joined = true;
     coord_peers_role role = coord_peers_role_for(&c->peers, id, owner, size);
     if (role == COORD_PEERS_DECIDES || (role == COORD_PEERS_BACKS_UP && c->cfg.backup))
         return true;
@@ -822,8 +832,11 @@ fleet_coordinator_status fleet_coordinator_create(const fleet_coordinator_config
         fleet_coordinator_destroy(c);
         return st;
     }
-    publish_state(c, true, false);
+    pthread_mutex_lock(&c->state_lock);
+    c->announced_us = fleet_link_now_us();
     c->announced = true;
+    pthread_mutex_unlock(&c->state_lock);
+    publish_state(c, true, false);
     c->next_state_us = fleet_link_now_us() + COORD_STATE_REFRESH_US;
     LOG(c, 2, "serving stream '%s' with %zu variants (%s) at %s", c->cfg.stream, c->family.count,
         c->cfg.fusion ? "fusion" : fleet_ensemble_rule_name(c->cfg.rule), c->cfg.broker);

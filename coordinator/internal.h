@@ -291,9 +291,9 @@ void coord_stream_expected_changed(coord_stream *s, const coord_stream_env *env,
  * requests become ours and are decided, at once when complete. */
 void coord_stream_owner_gone(coord_stream *s, const coord_stream_env *env, const char *owner,
                              double now_us);
-/* Lets go, without a decision, every request of ours that taken(ctx, id) says another
- * coordinator decides now (its backup took it over): we are leaving, or our will was
- * published while we lived on. */
+/* Lets go, without a decision, every request of ours before its deadline that taken(ctx, id)
+ * says another coordinator decides now (its backup took it over): we are leaving, or our will
+ * was published while we lived on. */
 void coord_stream_hand_over(coord_stream *s, const coord_stream_env *env,
                             bool (*taken)(void *ctx, const char *id), void *ctx, double now_us);
 /* Decides every pending request now, with what it has (a coordinator that stops); backups

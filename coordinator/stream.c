@@ -628,7 +628,9 @@ void coord_stream_hand_over(coord_stream *s, const coord_stream_env *env,
     size_t n = 0;
     for (size_t i = 0; i < s->capacity; i++) {
         const coord_pending *p = &s->slots[i];
-        if (p->state == SLOT_PENDING && !unanswered(p) && taken(ctx, p->id))
+        /* One past its deadline may be let go by its backup already: ours to decide. */
+        if (p->state == SLOT_PENDING && !unanswered(p) && now_us < p->deadline_us &&
+            taken(ctx, p->id))
             snprintf(s->due[n++], sizeof s->due[0], "%s", p->id);
     }
     for (size_t i = 0; i < n; i++) { /* settling may erase (and shift) slots: found by id */

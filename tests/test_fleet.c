@@ -726,6 +726,60 @@ static void test_two_coordinators_share_a_stream(void **state)
     assert_true(stop_fleet());
 }
 
+static size_t lines_in_log(const char *daemon, const char *needle);
+
+/* A coordinator joins a stream while requests flow: it takes its share only from the echo of
+ * its own online state on, the point in the broker's order from which the other counts it
+ * too, so no request is decided by both (nor by neither). Without that rule the window is one
+ * SUBACK round trip, which requests rarely hit here: this guards the join as a whole. */
+static void test_joining_coordinator_decides_each_request_once(void **state)
+{
+    (void)state;
+    fx.coordinator = start_coordinator_as("first", STREAM, "mean-softmax", NULL);
+    start_agents();
+    wait_until_healthy_by(STREAM, "first");
+    enum { most = 4000, join_at = 100, after_join = 300 };
+    static bool answered[most];
+    memset(answered, 0, sizeof answered);
+    size_t count = 0, until = most;
+    /* Requests flow before, during and after the join (start, connect, subscribe, announce:
+     * seconds under valgrind), every 2 ms. */
+    for (; count < until; count++) {
+        if (count == join_at)
+            fx.second_coordinator = start_coordinator_as("second", STREAM, "mean-softmax", NULL);
+        if (count > join_at && until == most && count % 50 == 0 &&
+            lines_in_log("coordinator-second", "serving stream") > 0)
+            until = count + after_join;
+        char id[32];
+        snprintf(id, sizeof id, "join-%zu", count);
+        send_image(count, id);
+        struct timespec pace = {0, 2000000};
+        nanosleep(&pace, NULL);
+    }
+    assert_true(until < most); /* it came up */
+    size_t decided = 0, by_second = 0;
+    fleet_msg_decision d;
+    while (decided < count && next_decision((int)(5000 * patience()), &d)) {
+        size_t index;
+        if (sscanf(d.id, "join-%zu", &index) != 1 || index >= count)
+            continue;
+        if (answered[index])
+            fail_msg("request %s decided twice (now by %s)", d.id, d.coordinator);
+        answered[index] = true;
+        decided++;
+        by_second += strcmp(d.coordinator, "second") == 0;
+    }
+    assert_int_equal(decided, count);
+    /* A second decision would come at the latest by the deadline (3 s) of a request the joiner
+     * took before the other counted it. */
+    while (next_decision((int)(4000 * patience()), &d))
+        if (strncmp(d.id, "join-", 5) == 0)
+            fail_msg("request %s decided twice (again by %s)", d.id, d.coordinator);
+    assert_true(by_second > 0); /* it did join */
+    print_message("coordinator second joined: it decided %zu of %zu requests\n", by_second, count);
+    assert_true(stop_fleet());
+}
+
 /* Malformed msgpack on every topic the coordinator reads, from each user allowed to write there,
  * and well-formed messages about agents and requests it does not know: it keeps deciding. A
  * request whose tensor the models cannot take is answered at once with the reason. */
@@ -1221,6 +1275,8 @@ int main(void)
         cmocka_unit_test_teardown(test_kill_agent_every_request_answered, stop_fleet_after),
         cmocka_unit_test_teardown(test_two_coordinators_share_the_agents, stop_fleet_after),
         cmocka_unit_test_teardown(test_two_coordinators_share_a_stream, stop_fleet_after),
+        cmocka_unit_test_teardown(test_joining_coordinator_decides_each_request_once,
+                                  stop_fleet_after),
         cmocka_unit_test_teardown(test_coordinator_survives_bad_input, stop_fleet_after),
         cmocka_unit_test_teardown(test_third_party_client_gets_decision, stop_fleet_after),
         cmocka_unit_test_teardown(test_existing_topics_in_json_out, stop_fleet_after),
