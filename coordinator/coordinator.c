@@ -40,6 +40,7 @@ struct fleet_coordinator {
     /* Leaving on purpose: our drained offline state is out; once its echo is back (the broker's
      * order: the requests before it are ours, none after) we take no more. */
     bool draining, drain_echoed;
+    double drain_cut_us; /* when the echo came: requests due after it are handed over */
     uint64_t raw_inputs;
     double next_expire_us;
     double next_state_us; /* our online state is restated then */
@@ -358,33 +359,23 @@ static void peers_changed(fleet_coordinator *c, const char *who, const char *how
 
 /* A coordinator left (how: drained, its will, ...): the backups we hold of its requests are
  * ours to decide now; it decides none of them (it handed them over, or died). */
-static void owner_gone(fleet_coordinator *c, const char *coordinator, const char *how)
+static void owner_gone(fleet_coordinator *c, const char *coordinator, const char *how,
+                       double due_by_us)
 {
     uint64_t before = c->stats.taken_over;
     coord_stream_env env = stream_env(c);
-    coord_stream_owner_gone(&c->stream, &env, coordinator, fleet_link_now_us());
+    coord_stream_owner_gone(&c->stream, &env, coordinator, due_by_us, fleet_link_now_us());
     if (c->stats.taken_over > before)
         LOG(c, 2, "coordinator %s left (%s): %llu of its requests are ours to decide now",
             coordinator, how, (unsigned long long)(c->stats.taken_over - before));
 }
 
-/* Whether request id of ours is decided by its backup once we are gone: both take part. */
-static bool backup_takes(void *ctx, const char *id)
+/* Whether the member that took a backup of one of our requests is still there, in the same
+ * run: it takes the request over when we leave. */
+static bool backup_holder_present(void *ctx, const char *holder, uint64_t incarnation)
 {
-    fleet_coordinator *c = ctx;
-    return c->cfg.backup && coord_peers_next_backs_up(&c->peers, id);
-}
-
-/* Our will was published while we live on (a lost session): our backups took our requests
- * over, so we let them go rather than decide them a second time. */
-static void hand_over_after_will(fleet_coordinator *c)
-{
-    uint64_t before = c->stats.handed_over;
-    coord_stream_env env = stream_env(c);
-    coord_stream_hand_over(&c->stream, &env, backup_takes, c, fleet_link_now_us());
-    if (c->stats.handed_over > before)
-        LOG(c, 1, "our will was published while we ran: %llu request(s) left to our backups",
-            (unsigned long long)(c->stats.handed_over - before));
+    const fleet_coordinator *c = ctx;
+    return coord_peers_present(&c->peers, holder, incarnation);
 }
 
 /* Another coordinator's state: when the set of online coordinators changes, agents and
@@ -396,10 +387,9 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
     if (m->len == 0) { /* its retained state was removed (an operator clearing a ghost) */
         coord_peer gone;
         if (strcmp(coordinator, c->cfg.id) == 0 && !c->draining) {
-            hand_over_after_will(c);       /* the others took us as gone */
             publish_state(c, true, false); /* ours: we are here */
         } else if (coord_peers_forget(&c->peers, coordinator, &gone)) {
-            owner_gone(c, gone.id, "its retained state was cleared");
+            owner_gone(c, gone.id, "its retained state was cleared", 0);
             peers_changed(c, gone.id, "had its retained state cleared, taken as offline",
                           gone.stream);
         }
@@ -413,9 +403,11 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
     if (strcmp(s.coordinator, c->cfg.id) == 0 && !s.online) {
         if (c->draining && s.drained) { /* our goodbye's echo: every request before it came */
             c->drain_echoed = true;
+            c->drain_cut_us = m->received_us;
             pthread_cond_broadcast(&c->tick);
-        } else if (!c->draining) { /* our will, from a lost session or an earlier run */
-            hand_over_after_will(c);
+        } else if (!c->draining) { /* our will, from a lost session or an earlier run: what the
+                                      others took over meanwhile we may decide too (at least
+                                      once), since whether they saw the will is unknown */
             publish_state(c, true, false);
         }
         return;
@@ -425,7 +417,8 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
         LOG(c, 0, "coordinator %s ignored: %d other coordinators known already", s.coordinator,
             COORD_MAX_PEERS);
     if (change == COORD_PEERS_CHANGED && !s.online)
-        owner_gone(c, s.coordinator, s.drained ? "stopped" : "its will");
+        owner_gone(c, s.coordinator, s.drained ? "stopped" : "its will",
+                   s.drained ? m->received_us : 0); /* it decided what was due by then */
     if (change == COORD_PEERS_CHANGED)
         peers_changed(c, s.coordinator,
                       s.online    ? "online"
@@ -581,8 +574,6 @@ static void on_request(fleet_coordinator *c, const fleet_link_message *m)
 {
     fleet_msg_request r;
     char owner[FLEET_TOPICS_MAX_ID + 1];
-    if (c->drain_echoed) /* after our drained state: the others decide it */
-        return;
     if (!decoded(c, m, "request", 3, fleet_msg_request_decode(m->payload, m->len, &r)) ||
         !takes_request(c, r.id, owner, sizeof owner))
         return;
@@ -597,8 +588,13 @@ static void on_request(fleet_coordinator *c, const fleet_link_message *m)
         LOG(c, 3, "request %s on %s refused: %s", r.id, m->topic, why);
         return;
     }
+    char holder[FLEET_TOPICS_MAX_ID + 1];
+    coord_roles roles = {.owner = owner};
+    if (!owner[0] && c->cfg.backup &&
+        coord_peers_next_backup(&c->peers, r.id, holder, sizeof holder, &roles.backup_incarnation))
+        roles.backup = holder; /* it takes part too: it holds a backup from now on */
     if (!coord_stream_request(&c->stream, &env, &r, m->received_us, request_deadline_us(c, m, &r),
-                              &reply, owner))
+                              &reply, &roles))
         LOG(c, 3, "request %s on %s refused: %s", r.id, m->topic, c->stream.refusal);
 }
 
@@ -672,6 +668,8 @@ static void on_raw_input(fleet_coordinator *c, const fleet_link_message *m)
 
 static void dispatch(fleet_coordinator *c, const fleet_link_message *m)
 {
+    if (c->drain_echoed) /* leaving: our view stays as it was at our drained state */
+        return;
     fleet_topic_ref t;
     if (fleet_topic_parse(c->cfg.prefix, m->topic, &t) != FLEET_TOPICS_OK) {
         size_t n = strlen(c->cfg.prefix);
@@ -873,7 +871,7 @@ static void housekeeping(fleet_coordinator *c, double now)
     }
     coord_peer gone;
     while (coord_peers_expire_one(&c->peers, now, COORD_PEER_SILENCE_US, &gone)) {
-        owner_gone(c, gone.id, "silent for 16 s");
+        owner_gone(c, gone.id, "silent for 16 s", 0);
         peers_changed(c, gone.id, "silent for 16 s, taken as offline", gone.stream);
     }
     if (now >= c->next_expire_us) {
@@ -962,21 +960,34 @@ static void drain(fleet_coordinator *c)
     pthread_mutex_unlock(&c->state_lock);
     publish_state(c, false, true);
     double until = fleet_link_now_us() + 2e6;
-    pthread_mutex_lock(&c->state_lock);
-    while (!c->drain_echoed && fleet_link_now_us() < until) {
-        struct timespec ts = {.tv_sec = (time_t)(until / 1e6),
-                              .tv_nsec = (long)(fmod(until, 1e6) * 1000.0)};
-        pthread_cond_timedwait(&c->tick, &c->state_lock, &ts);
+    bool echoed = false;
+    while (!echoed && fleet_link_now_us() < until) {
+        pthread_mutex_lock(&c->state_lock);
+        c->deferring = true;
+        coord_stream_env env = stream_env(c);
+        coord_stream_sweep(&c->stream, &env, fleet_link_now_us()); /* deadlines go on */
+        c->deferring = false;
+        double wake = fmin(until, fleet_link_now_us() + COORD_TICK_MS * 1000.0);
+        struct timespec ts = {.tv_sec = (time_t)(wake / 1e6),
+                              .tv_nsec = (long)(fmod(wake, 1e6) * 1000.0)};
+        if (!c->drain_echoed)
+            pthread_cond_timedwait(&c->tick, &c->state_lock, &ts);
+        echoed = c->drain_echoed;
+        pthread_mutex_unlock(&c->state_lock);
+        flush_outbox(c);
     }
-    if (!c->drain_echoed)
-        LOG(c, 1, "our offline state did not come back within 2 s; deciding what we hold");
-    c->drain_echoed = true; /* from here on no request is taken */
+    pthread_mutex_lock(&c->state_lock);
+    c->drain_echoed = true; /* from here on nothing is taken in */
     pthread_mutex_unlock(&c->state_lock);
     fleet_link_close(c->link);
     pthread_mutex_lock(&c->state_lock);
     coord_stream_env env = stream_env(c);
     c->deferring = true;
-    coord_stream_hand_over(&c->stream, &env, backup_takes, c, fleet_link_now_us());
+    if (echoed) /* the others took our leaving at the same point as we did */
+        coord_stream_hand_over(&c->stream, &env, backup_holder_present, c, c->drain_cut_us,
+                               fleet_link_now_us());
+    else
+        LOG(c, 1, "our offline state did not come back within 2 s: deciding all we hold");
     coord_stream_decide_all(&c->stream, &env, fleet_link_now_us());
     c->deferring = false;
     pthread_mutex_unlock(&c->state_lock);

@@ -82,7 +82,8 @@ typedef struct fleet_coordinator_stats {
     uint64_t refused; /* requests whose tensor the models cannot take (answered with an error) */
     uint64_t others_requests;  /* requests and results another coordinator of the stream decides */
     uint64_t backups;          /* requests held as a backup of the coordinator that decides them */
-    uint64_t backups_released; /* of those, let go: their owner decided or drained */
+    uint64_t backups_released; /* of those, let go undecided: complete or due (their owner
+                                  decides), evicted, refused, or at our stop */
     uint64_t taken_over;       /* of those, made ours: their owner left */
     uint64_t handed_over;      /* requests of ours let go to their backup, which decides them */
     uint32_t live_agents;

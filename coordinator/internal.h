@@ -144,6 +144,7 @@ typedef struct coord_peer {
     char stream[FLEET_TOPICS_MAX_ID + 1]; /* the stream it serves ("" when not announced) */
     double heard_us;                      /* its latest online state arrived then */
     bool backup;                          /* it holds backups and hands over (its state says) */
+    uint64_t incarnation; /* which of its runs: a new number each time it comes online */
 } coord_peer;
 
 typedef struct coord_peers {
@@ -151,6 +152,7 @@ typedef struct coord_peers {
     char stream[FLEET_TOPICS_MAX_ID + 1]; /* the one self serves */
     coord_peer peers[COORD_MAX_PEERS];    /* online, self excluded */
     size_t count;
+    uint64_t incarnations; /* the last number given to a peer that came online */
 } coord_peers;
 
 typedef enum coord_peers_change {
@@ -178,9 +180,13 @@ typedef enum coord_peers_role {
 coord_peers_role coord_peers_role_for(const coord_peers *p, const char *request, char *owner,
                                       size_t size);
 bool coord_peers_decides(const coord_peers *p, const char *request);
-/* Whether the member that ranks next after self for request (self deciding it) holds a backup
- * of it: it takes part in backups. False when self is alone on its stream. */
-bool coord_peers_next_backs_up(const coord_peers *p, const char *request);
+/* The member that ranks next after self for request (self deciding it), when it takes part in
+ * backups: it holds a backup of the request from now on. Its id and incarnation are copied
+ * out; false when there is none (self alone on its stream, or it does not take part). */
+bool coord_peers_next_backup(const coord_peers *p, const char *request, char *id, size_t size,
+                             uint64_t *incarnation);
+/* Whether peer id is online in the same run (incarnation) as when it was noted. */
+bool coord_peers_present(const coord_peers *p, const char *id, uint64_t incarnation);
 /* A coordinator's state, arrived at now_us (coordinators restate theirs every
  * COORD_STATE_REFRESH_US, which keeps them from expiring). */
 coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinator_state *s,
@@ -267,15 +273,22 @@ fleet_coordinator_status coord_stream_init(coord_stream *s, const char *name, si
  * fusion head (loaded here, one instance per stream). */
 fleet_coordinator_status coord_stream_enable_fusion(coord_stream *s, const coord_family *family);
 void coord_stream_free(coord_stream *s);
+/* Who else holds a request of a stream that several coordinators share. */
+typedef struct coord_roles {
+    const char *owner;           /* we hold a backup of this coordinator's request; NULL: ours */
+    const char *backup;          /* ours, and this member holds its backup; NULL: none */
+    uint64_t backup_incarnation; /* that member's run (coord_peers_present) */
+} coord_roles;
+
 /* False when this arrival was refused and answered at once with the reason, which
  * s->refusal also holds: its tensor does not fit the models, or its id is still remembered
  * from another requester (another response topic or correlation data). The same request
- * again (a retransmission) is ignored. owner (NULL or "": ours) names the coordinator whose
- * request this is: held as a backup, it collects results like any other but is released
- * without a decision when complete or due, unless coord_stream_owner_gone makes it ours. */
+ * again (a retransmission) is ignored. roles (NULL: ours, no backup) say who else holds it:
+ * held as a backup it collects results like any other but is released without a decision
+ * when complete or due, unless coord_stream_owner_gone makes it ours. */
 bool coord_stream_request(coord_stream *s, const coord_stream_env *env, const fleet_msg_request *r,
                           double arrival_us, double deadline_us, const coord_reply *reply,
-                          const char *owner);
+                          const coord_roles *roles);
 /* Answers a request at once with why as its error (the request is not held). */
 void coord_stream_refuse(coord_stream *s, const coord_stream_env *env, const char *id,
                          double arrival_us, const coord_reply *reply, const char *why);
@@ -288,14 +301,16 @@ void coord_stream_sweep(coord_stream *s, const coord_stream_env *env, double now
 /* Re-evaluates pending requests after the set of answering variants shrank. */
 void coord_stream_expected_changed(coord_stream *s, const coord_stream_env *env, double now_us);
 /* Coordinator owner left (drained, its will, silence, a cleared state): the backups of its
- * requests become ours and are decided, at once when complete. */
+ * requests become ours and are decided, at once when complete; those due by due_by_us (its
+ * drained state's arrival: it decided them) are let go instead. */
 void coord_stream_owner_gone(coord_stream *s, const coord_stream_env *env, const char *owner,
-                             double now_us);
-/* Lets go, without a decision, every request of ours before its deadline that taken(ctx, id)
- * says another coordinator decides now (its backup took it over): we are leaving, or our will
- * was published while we lived on. */
+                             double due_by_us, double now_us);
+/* We are leaving: lets go, without a decision, every request of ours due after cut_us (our
+ * drained state's echo) whose backup holder is still there, taken(ctx, holder, incarnation):
+ * it takes the request over. The rest stay ours to decide. */
 void coord_stream_hand_over(coord_stream *s, const coord_stream_env *env,
-                            bool (*taken)(void *ctx, const char *id), void *ctx, double now_us);
+                            bool (*taken)(void *ctx, const char *holder, uint64_t incarnation),
+                            void *ctx, double cut_us, double now_us);
 /* Decides every pending request now, with what it has (a coordinator that stops); backups
  * are released. */
 void coord_stream_decide_all(coord_stream *s, const coord_stream_env *env, double now_us);

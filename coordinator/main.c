@@ -47,8 +47,8 @@ static const char usage[] =
     "  --input_format u8|f32    their format (default u8)\n"
     "  --log_level LEVEL        error | warn | info | debug (default info)\n"
     "\n"
-    "SIGINT/SIGTERM: the retained offline state (drained), every request taken before it\n"
-    "decided, exit 0.\n";
+    "SIGINT/SIGTERM: the retained offline state (drained); the requests held then are left\n"
+    "to the coordinators holding their backups or decided with what they have; exit 0.\n";
 
 int main(int argc, char **argv)
 {

@@ -90,7 +90,8 @@ coord_peers_role coord_peers_role_for(const coord_peers *p, const char *request,
     return COORD_PEERS_BACKS_UP;
 }
 
-bool coord_peers_next_backs_up(const coord_peers *p, const char *request)
+bool coord_peers_next_backup(const coord_peers *p, const char *request, char *id, size_t size,
+                             uint64_t *incarnation)
 {
     const coord_peer *next = NULL;
     uint64_t best = 0;
@@ -103,7 +104,19 @@ bool coord_peers_next_backs_up(const coord_peers *p, const char *request)
             best = score;
         }
     }
-    return next && next->backup;
+    if (!next || !next->backup)
+        return false;
+    snprintf(id, size, "%s", next->id);
+    *incarnation = next->incarnation;
+    return true;
+}
+
+bool coord_peers_present(const coord_peers *p, const char *id, uint64_t incarnation)
+{
+    for (size_t i = 0; i < p->count; i++)
+        if (strcmp(p->peers[i].id, id) == 0)
+            return p->peers[i].incarnation == incarnation;
+    return false;
 }
 
 bool coord_peers_decides(const coord_peers *p, const char *request)
@@ -146,6 +159,7 @@ coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinato
     snprintf(n->stream, sizeof n->stream, "%s", s->stream);
     n->heard_us = now_us;
     n->backup = s->backup;
+    n->incarnation = ++p->incarnations;
     return COORD_PEERS_CHANGED;
 }
 

@@ -31,8 +31,10 @@ struct coord_pending {
     size_t correlation_len;
     int reply_qos;
     uint64_t requester; /* hash of response topic and correlation: who asked (kept decided) */
-    char owner[FLEET_TOPICS_MAX_ID + 1]; /* "": ours to decide; else a backup of its request */
-    uint64_t decided_serial;             /* its entry in the ring of decided ids */
+    char owner[FLEET_TOPICS_MAX_ID + 1];  /* "": ours to decide; else a backup of its request */
+    char backup[FLEET_TOPICS_MAX_ID + 1]; /* ours: the member holding its backup ("": none) */
+    uint64_t backup_incarnation;
+    uint64_t decided_serial; /* its entry in the ring of decided ids */
 };
 
 static uint64_t hash_bytes(uint64_t h, const uint8_t *bytes, size_t n)
@@ -423,9 +425,10 @@ static void maybe_decide(coord_stream *s, const coord_stream_env *env, coord_pen
 
 bool coord_stream_request(coord_stream *s, const coord_stream_env *env, const fleet_msg_request *r,
                           double arrival_us, double deadline_us, const coord_reply *reply,
-                          const char *owner)
+                          const coord_roles *roles)
 {
     uint64_t h = hash_id(r->id), requester = hash_requester(reply);
+    const char *owner = roles ? roles->owner : NULL;
     bool backup = owner && owner[0];
     coord_pending *p = find(s, r->id, h);
     if (p && (p->state == SLOT_DECIDED || p->has_request)) {
@@ -449,6 +452,10 @@ bool coord_stream_request(coord_stream *s, const coord_stream_env *env, const fl
         env->stats->backups++;
     } else {
         env->stats->requests++;
+        if (roles && roles->backup) {
+            snprintf(p->backup, sizeof p->backup, "%s", roles->backup);
+            p->backup_incarnation = roles->backup_incarnation;
+        }
     }
     if (refused(s, env, p, r, arrival_us, reply))
         return backup; /* the owner answers it; a backup lets it go */
@@ -606,31 +613,34 @@ void coord_stream_expected_changed(coord_stream *s, const coord_stream_env *env,
 }
 
 void coord_stream_owner_gone(coord_stream *s, const coord_stream_env *env, const char *owner,
-                             double now_us)
+                             double due_by_us, double now_us)
 {
     size_t n = 0;
     for (size_t i = 0; i < s->capacity; i++) {
         coord_pending *p = &s->slots[i];
         if (p->state != SLOT_PENDING || strcmp(p->owner, owner) != 0)
             continue;
-        p->owner[0] = '\0'; /* ours now: decided when complete or due */
-        env->stats->taken_over++;
-        env->stats->requests++;
-        if (complete(env, p))
+        if (p->deadline_us > due_by_us) { /* ours now (no backup): decided when complete or due */
+            p->owner[0] = '\0';
+            env->stats->taken_over++;
+            env->stats->requests++;
+        }
+        if (p->owner[0] || complete(env, p)) /* a backup still: released by settle_due */
             snprintf(s->due[n++], sizeof s->due[0], "%s", p->id);
     }
     settle_due(s, env, n, now_us);
 }
 
 void coord_stream_hand_over(coord_stream *s, const coord_stream_env *env,
-                            bool (*taken)(void *ctx, const char *id), void *ctx, double now_us)
+                            bool (*taken)(void *ctx, const char *holder, uint64_t incarnation),
+                            void *ctx, double cut_us, double now_us)
 {
     size_t n = 0;
     for (size_t i = 0; i < s->capacity; i++) {
         const coord_pending *p = &s->slots[i];
-        /* One past its deadline may be let go by its backup already: ours to decide. */
-        if (p->state == SLOT_PENDING && !unanswered(p) && now_us < p->deadline_us &&
-            taken(ctx, p->id))
+        /* One due by the cut is the backup's to let go (coord_stream_owner_gone): ours. */
+        if (p->state == SLOT_PENDING && !unanswered(p) && p->backup[0] && p->deadline_us > cut_us &&
+            taken(ctx, p->backup, p->backup_incarnation))
             snprintf(s->due[n++], sizeof s->due[0], "%s", p->id);
     }
     for (size_t i = 0; i < n; i++) { /* settling may erase (and shift) slots: found by id */

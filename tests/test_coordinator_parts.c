@@ -450,11 +450,29 @@ static void test_peers_backup_ranks_second(void **state)
         if (coord_peers_decides(&va, id)) {
             assert_int_equal(coord_peers_role_for(&vb, id, owner, sizeof owner),
                              COORD_PEERS_OTHERS);
-            assert_true(coord_peers_next_backs_up(&va, id)); /* b does take part */
+            uint64_t incarnation = 0;
+            assert_true(coord_peers_next_backup(&va, id, owner, sizeof owner, &incarnation));
+            assert_string_equal(owner, "b"); /* b does take part */
+            assert_true(coord_peers_present(&va, "b", incarnation));
         } else {
-            assert_false(coord_peers_next_backs_up(&vb, id)); /* a does not */
+            uint64_t incarnation = 0;
+            assert_false(coord_peers_next_backup(&vb, id, owner, sizeof owner, &incarnation));
         }
     }
+    /* b restarts: the backups its earlier run held are gone with it. */
+    uint64_t before = 0;
+    char holder[FLEET_TOPICS_MAX_ID + 1];
+    for (int n = 0; !before; n++) {
+        char id[16];
+        snprintf(id, sizeof id, "req-%d", n);
+        coord_peers_next_backup(&va, id, holder, sizeof holder, &before);
+    }
+    fleet_msg_coordinator_state gone = taking_part;
+    gone.online = false;
+    coord_peers_update(&va, &gone, 0);
+    assert_false(coord_peers_present(&va, "b", before));
+    coord_peers_update(&va, &taking_part, 0);
+    assert_false(coord_peers_present(&va, "b", before));
 }
 
 /* A peer that has not restated its online state for the silence limit is taken as gone (its
@@ -1013,7 +1031,8 @@ static void test_stream_backups(void **state)
     const char *owners[] = {"a", "a", "b", "c", "d"};
     for (size_t i = 0; i < 5; i++) {
         snprintf(t.req.id, sizeof t.req.id, "%s", ids[i]);
-        assert_true(coord_stream_request(s, &t.env, &t.req, 0, 1e6, &no_reply, owners[i]));
+        coord_roles backup_of = {.owner = owners[i]};
+        assert_true(coord_stream_request(s, &t.env, &t.req, 0, 1e6, &no_reply, &backup_of));
         fleet_msg_result r = result(ids[i], 0, 4, 0.9f);
         stream_result(&t, &r, 1);
     }
@@ -1025,13 +1044,13 @@ static void test_stream_backups(void **state)
     assert_int_equal(t.stats.backups_released, 1);
     t.env.expected = 0x1; /* variant 1 is not served: complete with variant 0 alone */
     snprintf(t.req.id, sizeof t.req.id, "partial");
-    coord_stream_request(s, &t.env, &t.req, 2, 1e6, &no_reply, "b");
+    coord_stream_request(s, &t.env, &t.req, 2, 1e6, &no_reply, &(coord_roles){.owner = "b"});
     r = result("partial", 0, 4, 0.9f);
     stream_result(&t, &r, 2);
     t.env.expected = 0x3;
     assert_int_equal(t.stats.backups_released, 2);
 
-    coord_stream_owner_gone(s, &t.env, "a", 3); /* a left: "orphaned" is ours */
+    coord_stream_owner_gone(s, &t.env, "a", 0, 3); /* a left: "orphaned" is ours */
     assert_int_equal(t.stats.taken_over, 1);
     assert_int_equal(t.stats.requests, 1);
     assert_int_equal(delivered, 0); /* still waits for variant 1 */
@@ -1043,21 +1062,36 @@ static void test_stream_backups(void **state)
 
     coord_stream_sweep(s, &t.env, 2e6); /* "due", "left-late", "closing": their owners live */
     assert_int_equal(t.stats.backups_released, 5);
-    coord_stream_owner_gone(s, &t.env, "c", 2e6 + 1); /* too late: let go at its deadline */
+    coord_stream_owner_gone(s, &t.env, "c", 0, 2e6 + 1); /* too late: let go at its deadline */
     assert_int_equal(t.stats.taken_over, 1);
     assert_int_equal(delivered, 1);
     assert_int_equal(s->pending, 0);
 
+    /* An owner that stopped decided what was due by its drained state: let go, not ours. */
+    snprintf(t.req.id, sizeof t.req.id, "due-at-stop");
+    coord_stream_request(s, &t.env, &t.req, 2e6, 2.5e6, &no_reply, &(coord_roles){.owner = "f"});
+    snprintf(t.req.id, sizeof t.req.id, "after-stop");
+    coord_stream_request(s, &t.env, &t.req, 2e6, 4e6, &no_reply, &(coord_roles){.owner = "f"});
+    coord_stream_owner_gone(s, &t.env, "f", 3e6, 3e6 + 1);
+    assert_int_equal(t.stats.taken_over, 2);
+    assert_false(coord_stream_holds(s, "due-at-stop"));
+    assert_true(coord_stream_holds(s, "after-stop"));
+    coord_stream_sweep(s, &t.env, 5e6);
+    assert_int_equal(delivered, 2);
+    assert_string_equal(last.id, "after-stop");
+
     snprintf(t.req.id, sizeof t.req.id, "held");
-    assert_true(coord_stream_request(s, &t.env, &t.req, 3e6, 4e6, &no_reply, "e"));
-    coord_stream_decide_all(s, &t.env, 3e6 + 1); /* we stop: e decides its own */
-    assert_int_equal(delivered, 1);
+    assert_true(
+        coord_stream_request(s, &t.env, &t.req, 6e6, 7e6, &no_reply, &(coord_roles){.owner = "e"}));
+    coord_stream_decide_all(s, &t.env, 6e6 + 1); /* we stop: e decides its own */
+    assert_int_equal(delivered, 2);
     assert_int_equal(s->pending, 0);
 
     t.family.input_count = 4; /* a misfit tensor: the owner answers the refusal, not us */
     snprintf(t.req.id, sizeof t.req.id, "misfit");
-    assert_true(coord_stream_request(s, &t.env, &t.req, 5e6, 6e6, &no_reply, "e"));
-    assert_int_equal(delivered, 1);
+    assert_true(
+        coord_stream_request(s, &t.env, &t.req, 8e6, 9e6, &no_reply, &(coord_roles){.owner = "e"}));
+    assert_int_equal(delivered, 2);
     assert_int_equal(t.stats.refused, 0);
     coord_stream_free(s);
 
@@ -1066,7 +1100,7 @@ static void test_stream_backups(void **state)
     stream_setup(&t, 2, 3, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x3);
     stream_request(&t, "mine", 0, 1e6, &no_reply);
     snprintf(t.req.id, sizeof t.req.id, "theirs");
-    coord_stream_request(s, &t.env, &t.req, 1, 1e6, &no_reply, "a");
+    coord_stream_request(s, &t.env, &t.req, 1, 1e6, &no_reply, &(coord_roles){.owner = "a"});
     r = result("early", 0, 4, 0.9f);
     stream_result(&t, &r, 2);
     stream_request(&t, "mine-too", 3, 1e6, &no_reply);
@@ -1079,34 +1113,48 @@ static void test_stream_backups(void **state)
     coord_stream_free(s);
 }
 
-static bool hand_over_odd(void *ctx, const char *id)
+/* The backup holders still there: "y" in its run 1 (its run 2 is another process). */
+static bool holder_present(void *ctx, const char *holder, uint64_t incarnation)
 {
     (void)ctx;
-    return id[strlen(id) - 1] % 2 == 1;
+    return strcmp(holder, "y") == 0 && incarnation == 1;
 }
 
-/* Leaving (or after our will): the requests a backup decides are let go undecided, the rest
- * are ours to decide; backups and results without a request are not ours to hand over. */
+/* Leaving: a request of ours is let go undecided only when the member that took its backup is
+ * still there, in the same run, and it is due after our drained state; the rest are ours to
+ * decide. Backups and results without a request are not ours to hand over. */
 static void test_stream_hand_over(void **state)
 {
     (void)state;
     static stream_fixture t;
     stream_setup(&t, 2, 8, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x3);
     coord_stream *s = &t.stream;
-    stream_request(&t, "r1", 0, 1e6, &no_reply);
-    stream_request(&t, "r2", 0, 1e6, &no_reply);
-    stream_request(&t, "r3", 0, 2, &no_reply); /* due: its backup may have let it go */
-    snprintf(t.req.id, sizeof t.req.id, "b3");
-    coord_stream_request(s, &t.env, &t.req, 0, 1e6, &no_reply, "a");
-    fleet_msg_result r = result("x5", 0, 4, 0.9f);
+    static const struct {
+        const char *id, *holder;
+        uint64_t incarnation;
+        double deadline_us;
+    } ours[] = {
+        {"handed", "y", 1, 1e6},    /* y holds its backup: y decides it */
+        {"restarted", "y", 2, 1e6}, /* held by a run of y that is gone */
+        {"left", "z", 1, 1e6},      /* its holder left before us */
+        {"due", "y", 1, 10},        /* due by our drained state: its holder let it go */
+        {"alone", NULL, 0, 1e6},    /* nobody took a backup */
+    };
+    for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++) {
+        snprintf(t.req.id, sizeof t.req.id, "%s", ours[i].id);
+        coord_roles roles = {.backup = ours[i].holder, .backup_incarnation = ours[i].incarnation};
+        coord_stream_request(s, &t.env, &t.req, 0, ours[i].deadline_us, &no_reply, &roles);
+    }
+    snprintf(t.req.id, sizeof t.req.id, "theirs");
+    coord_stream_request(s, &t.env, &t.req, 0, 1e6, &no_reply, &(coord_roles){.owner = "a"});
+    fleet_msg_result r = result("early", 0, 4, 0.9f);
     stream_result(&t, &r, 1);
-    coord_stream_hand_over(s, &t.env, hand_over_odd, NULL, 2);
+    coord_stream_hand_over(s, &t.env, holder_present, NULL, 20, 21);
     assert_int_equal(t.stats.handed_over, 1);
-    assert_false(coord_stream_holds(s, "r1"));
-    assert_true(coord_stream_holds(s, "r2") && coord_stream_holds(s, "b3"));
-    assert_true(coord_stream_holds(s, "r3"));
-    coord_stream_decide_all(s, &t.env, 3);
-    assert_int_equal(delivered, 2);
+    assert_false(coord_stream_holds(s, "handed"));
+    coord_stream_decide_all(s, &t.env, 22);
+    assert_int_equal(delivered, 4); /* restarted, left, due, alone */
+    assert_int_equal(t.stats.backups_released, 1);
     coord_stream_free(s);
 }
 
