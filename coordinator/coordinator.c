@@ -386,7 +386,7 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
     fleet_msg_coordinator_state s;
     if (m->len == 0) { /* its retained state was removed (an operator clearing a ghost) */
         coord_peer gone;
-        if (strcmp(coordinator, c->cfg.id) == 0 && !c->draining) {
+        if (strcmp(coordinator, c->cfg.id) == 0 && c->announced && !c->draining) {
             publish_state(c, true, false); /* ours: we are here */
         } else if (coord_peers_forget(&c->peers, coordinator, &gone)) {
             owner_gone(c, gone.id, "its retained state was cleared", 0);
@@ -397,6 +397,11 @@ static void on_coordinator_state(fleet_coordinator *c, const fleet_link_message 
     }
     if (!decoded(c, m, "coordinator state", 1,
                  fleet_msg_coordinator_state_decode(m->payload, m->len, &s)))
+        return;
+    /* Our own state before we announced ourselves (still subscribing) is an earlier run's: an
+     * online state now would make the others leave us requests we are not subscribed to yet;
+     * create announces us once every subscription is in place. */
+    if (strcmp(s.coordinator, c->cfg.id) == 0 && !c->announced)
         return;
     if (strcmp(s.coordinator, c->cfg.id) == 0 && s.online)
         c->joined = true;
