@@ -37,7 +37,7 @@
 typedef struct fleet_fixture {
     fleetctl_broker broker;
     fleetctl_dataset data;
-    pid_t coordinator, second_coordinator, agents[N_AGENTS];
+    pid_t coordinator, second_coordinator, third_coordinator, agents[N_AGENTS];
     char dir[64];
     fleet_link *client;
     char zoo[512];
@@ -123,8 +123,8 @@ static bool stop_fleet(void)
             clean &= test_stop_cleanly(fx.agents[i], "fleet-agent");
             fx.agents[i] = 0;
         }
-    pid_t *coordinators[] = {&fx.coordinator, &fx.second_coordinator};
-    for (int i = 0; i < 2; i++)
+    pid_t *coordinators[] = {&fx.coordinator, &fx.second_coordinator, &fx.third_coordinator};
+    for (int i = 0; i < 3; i++)
         if (*coordinators[i] > 0) {
             clean &= test_stop_cleanly(*coordinators[i], "fleet-coordinator");
             *coordinators[i] = 0;
@@ -1269,6 +1269,66 @@ static void leader_leaves_holding_requests(bool killed)
     assert_true(stop_fleet());
 }
 
+/* Three coordinators on one stream; with the agents paused two of them stop at once (SIGTERM)
+ * while every request is held. Whatever order their drained states take, each request is
+ * decided exactly once: a backup that left first is no one to hand over to, and a request taken
+ * over from the other leaver is not handed on to a member that never held it. */
+static void test_two_of_three_stop_at_once(void **state)
+{
+    (void)state;
+    const char *const patient[] = {"--heartbeat_timeout_ms", "30000", "--deadline_ms", "30000",
+                                   NULL};
+    fx.coordinator = start_coordinator_as("c1", STREAM, "mean-softmax", patient);
+    fx.second_coordinator = start_coordinator_as("c2", STREAM, "mean-softmax", patient);
+    fx.third_coordinator = start_coordinator_as("c3", STREAM, "mean-softmax", patient);
+    start_agents();
+    wait_until_healthy_by(STREAM, "c1");
+    wait_until_healthy_by(STREAM, "c2");
+    wait_until_healthy_by(STREAM, "c3");
+    for (int i = 0; i < N_AGENTS; i++)
+        kill(fx.agents[i], SIGSTOP);
+    enum { count = 60 };
+    for (size_t i = 0; i < count; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "trio-%zu", i);
+        send_image(i, id);
+    }
+    struct timespec settle = {0, 500000000}; /* all three have taken every request */
+    for (int i = 0; i < patience(); i++)
+        nanosleep(&settle, NULL);
+    kill(fx.coordinator, SIGTERM);
+    kill(fx.second_coordinator, SIGTERM);
+    await_log_line("coordinator-c3", "coordinator c1 offline");
+    await_log_line("coordinator-c3", "coordinator c2 offline");
+    for (int i = 0; i < N_AGENTS; i++)
+        kill(fx.agents[i], SIGCONT);
+    assert_true(test_stop_cleanly(fx.coordinator, "fleet-coordinator c1"));
+    assert_true(test_stop_cleanly(fx.second_coordinator, "fleet-coordinator c2"));
+    fx.coordinator = fx.second_coordinator = 0;
+
+    static bool answered[count];
+    memset(answered, 0, sizeof answered);
+    size_t decided = 0, by_c3 = 0;
+    fleet_msg_decision d;
+    while (decided < count && next_decision((int)(10000 * patience()), &d)) {
+        size_t index;
+        if (sscanf(d.id, "trio-%zu", &index) != 1 || index >= count)
+            continue;
+        if (answered[index])
+            fail_msg("request %s decided twice (again by %s)", d.id, d.coordinator);
+        answered[index] = true;
+        decided++;
+        by_c3 += strcmp(d.coordinator, "c3") == 0;
+    }
+    assert_int_equal(decided, count);
+    while (next_decision(1000, &d))
+        if (strncmp(d.id, "trio-", 5) == 0)
+            fail_msg("request %s decided twice (again by %s)", d.id, d.coordinator);
+    assert_true(by_c3 > count / 3); /* its own, and what the leavers handed over */
+    print_message("two of three stopped at once: c3 decided %zu of %d requests\n", by_c3, count);
+    assert_true(stop_fleet());
+}
+
 static void test_killed_leader_requests_are_taken_over(void **state)
 {
     (void)state;
@@ -1298,6 +1358,7 @@ int main(void)
         cmocka_unit_test_teardown(test_cleared_states_are_forgotten, stop_fleet_after),
         cmocka_unit_test_teardown(test_killed_leader_requests_are_taken_over, stop_fleet_after),
         cmocka_unit_test_teardown(test_stopped_leader_hands_requests_over, stop_fleet_after),
+        cmocka_unit_test_teardown(test_two_of_three_stop_at_once, stop_fleet_after),
     };
     if (getenv("FLEET_TEST_FILTER")) /* e.g. "*coordinators*": one test while debugging */
         cmocka_set_test_filter(getenv("FLEET_TEST_FILTER"));
