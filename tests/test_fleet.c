@@ -607,6 +607,43 @@ static void fleetctl_status(char *out, size_t size)
     assert_int_equal(pclose(p), 0);
 }
 
+/* What collect_once saw of the decisions for requests "<prefix><n>", n < count. */
+typedef struct once_tally {
+    size_t decided;  /* requests decided (each once) */
+    size_t by;       /* of those, by the coordinator named */
+    size_t degraded; /* of those, degraded */
+} once_tally;
+
+/* Reads decisions until every request "<prefix><n>" (n < count, at most 4000) has one, each
+ * waited for up to wait_ms; then, for quiet_ms more, that none comes a second time (the test
+ * fails on a second one). Decisions for other ids (late probes) are skipped. */
+static once_tally collect_once(const char *prefix, size_t count, const char *by, int wait_ms,
+                               int quiet_ms)
+{
+    static bool answered[4000];
+    assert_true(count <= sizeof answered);
+    memset(answered, 0, sizeof answered);
+    once_tally t = {0};
+    size_t n = strlen(prefix), index;
+    char format[64];
+    snprintf(format, sizeof format, "%s%%zu", prefix);
+    fleet_msg_decision d;
+    while (t.decided < count && next_decision(wait_ms, &d)) {
+        if (sscanf(d.id, format, &index) != 1 || index >= count)
+            continue;
+        if (answered[index])
+            fail_msg("request %s decided twice (again by %s)", d.id, d.coordinator);
+        answered[index] = true;
+        t.decided++;
+        t.by += strcmp(d.coordinator, by) == 0;
+        t.degraded += d.degraded;
+    }
+    while (next_decision(quiet_ms, &d))
+        if (strncmp(d.id, prefix, n) == 0 && sscanf(d.id, format, &index) == 1 && index < count)
+            fail_msg("request %s decided twice (again by %s)", d.id, d.coordinator);
+    return t;
+}
+
 /* `fleetctl status` on this fleet prints `line` among its lines. */
 static void expect_status(const char *line)
 {
@@ -753,8 +790,6 @@ static void test_joining_coordinator_decides_each_request_once(void **state)
         FLEET_LINK_OK);
     fleet_link_destroy(writer);
     free(will);
-    static bool answered[most];
-    memset(answered, 0, sizeof answered);
     size_t count = 0, until = most;
     /* Requests flow before, during and after the join (start, connect, subscribe, announce:
      * seconds under valgrind), every 2 ms. */
@@ -771,26 +806,13 @@ static void test_joining_coordinator_decides_each_request_once(void **state)
         nanosleep(&pace, NULL);
     }
     assert_true(until < most); /* it came up */
-    size_t decided = 0, by_second = 0;
-    fleet_msg_decision d;
-    while (decided < count && next_decision((int)(5000 * patience()), &d)) {
-        size_t index;
-        if (sscanf(d.id, "join-%zu", &index) != 1 || index >= count)
-            continue;
-        if (answered[index])
-            fail_msg("request %s decided twice (now by %s)", d.id, d.coordinator);
-        answered[index] = true;
-        decided++;
-        by_second += strcmp(d.coordinator, "second") == 0;
-    }
-    assert_int_equal(decided, count);
     /* A second decision would come at the latest by the deadline (3 s) of a request the joiner
      * took before the other counted it. */
-    while (next_decision((int)(4000 * patience()), &d))
-        if (strncmp(d.id, "join-", 5) == 0)
-            fail_msg("request %s decided twice (again by %s)", d.id, d.coordinator);
-    assert_true(by_second > 0); /* it did join */
-    print_message("coordinator second joined: it decided %zu of %zu requests\n", by_second, count);
+    once_tally t =
+        collect_once("join-", count, "second", (int)(5000 * patience()), (int)(4000 * patience()));
+    assert_int_equal(t.decided, count);
+    assert_true(t.by > 0); /* it did join */
+    print_message("coordinator second joined: it decided %zu of %zu requests\n", t.by, count);
     assert_true(stop_fleet());
 }
 
@@ -1246,23 +1268,11 @@ static void leader_leaves_holding_requests(bool killed)
     if (!killed)                             /* it let each of them go, deciding none */
         assert_int_equal(number_after("coordinator-first", "handed over "), taken);
 
-    static bool answered[count];
-    memset(answered, 0, sizeof answered);
-    size_t decided = 0;
-    fleet_msg_decision d;
-    while (decided < count && next_decision((int)(10000 * patience()), &d)) {
-        size_t index;
-        if (sscanf(d.id, "held-%zu", &index) != 1 || index >= count)
-            continue;
-        assert_false(answered[index]);
-        answered[index] = true;
-        decided++;
-        assert_string_equal(d.coordinator, "second");
-        assert_false(d.degraded);
-    }
-    assert_int_equal(decided, count);
-    assert_false(next_decision(500, &d) && strncmp(d.id, "held-", 5) == 0); /* no second one */
-    if (killed)                                                             /* its will: it died */
+    once_tally t = collect_once("held-", count, "second", (int)(10000 * patience()), 500);
+    assert_int_equal(t.decided, count);
+    assert_int_equal(t.by, count);   /* all by the follower, */
+    assert_int_equal(t.degraded, 0); /* with every variant */
+    if (killed)                      /* its will: it died */
         expect_status("coordinator first                offline  stream " STREAM "\n");
     else /* it left on purpose */
         expect_status("coordinator first                stopped  stream " STREAM "\n");
@@ -1306,26 +1316,10 @@ static void test_two_of_three_stop_at_once(void **state)
     assert_true(test_stop_cleanly(fx.second_coordinator, "fleet-coordinator c2"));
     fx.coordinator = fx.second_coordinator = 0;
 
-    static bool answered[count];
-    memset(answered, 0, sizeof answered);
-    size_t decided = 0, by_c3 = 0;
-    fleet_msg_decision d;
-    while (decided < count && next_decision((int)(10000 * patience()), &d)) {
-        size_t index;
-        if (sscanf(d.id, "trio-%zu", &index) != 1 || index >= count)
-            continue;
-        if (answered[index])
-            fail_msg("request %s decided twice (again by %s)", d.id, d.coordinator);
-        answered[index] = true;
-        decided++;
-        by_c3 += strcmp(d.coordinator, "c3") == 0;
-    }
-    assert_int_equal(decided, count);
-    while (next_decision(1000, &d))
-        if (strncmp(d.id, "trio-", 5) == 0)
-            fail_msg("request %s decided twice (again by %s)", d.id, d.coordinator);
-    assert_true(by_c3 > count / 3); /* its own, and what the leavers handed over */
-    print_message("two of three stopped at once: c3 decided %zu of %d requests\n", by_c3, count);
+    once_tally t = collect_once("trio-", count, "c3", (int)(10000 * patience()), 1000);
+    assert_int_equal(t.decided, count);
+    assert_true(t.by > count / 3); /* its own, and what the leavers handed over */
+    print_message("two of three stopped at once: c3 decided %zu of %d requests\n", t.by, count);
     assert_true(stop_fleet());
 }
 
