@@ -372,10 +372,10 @@ static void owner_gone(fleet_coordinator *c, const char *coordinator, const char
 
 /* Whether the member that took a backup of one of our requests is still there, in the same
  * run: it takes the request over when we leave. */
-static bool backup_holder_present(void *ctx, const char *holder, uint64_t incarnation)
+static bool backup_holder_present(void *ctx, uint64_t incarnation)
 {
     const fleet_coordinator *c = ctx;
-    return coord_peers_present(&c->peers, holder, incarnation);
+    return coord_peers_present(&c->peers, incarnation);
 }
 
 /* Another coordinator's state: when the set of online coordinators changes, agents and
@@ -594,10 +594,11 @@ static void on_request(fleet_coordinator *c, const fleet_link_message *m)
         return;
     }
     char holder[FLEET_TOPICS_MAX_ID + 1];
-    coord_roles roles = {.owner = owner};
+    coord_roles roles = {.owner = owner}; /* the member next for it, when it takes part too,
+                                             holds a backup from now on */
     if (!owner[0] && c->cfg.backup &&
-        coord_peers_next_backup(&c->peers, r.id, holder, sizeof holder, &roles.backup_incarnation))
-        roles.backup = holder; /* it takes part too: it holds a backup from now on */
+        !coord_peers_next_backup(&c->peers, r.id, holder, sizeof holder, &roles.backup_incarnation))
+        roles.backup_incarnation = 0;
     if (!coord_stream_request(&c->stream, &env, &r, m->received_us, request_deadline_us(c, m, &r),
                               &reply, &roles))
         LOG(c, 3, "request %s on %s refused: %s", r.id, m->topic, c->stream.refusal);

@@ -185,8 +185,8 @@ bool coord_peers_decides(const coord_peers *p, const char *request);
  * out; false when there is none (self alone on its stream, or it does not take part). */
 bool coord_peers_next_backup(const coord_peers *p, const char *request, char *id, size_t size,
                              uint64_t *incarnation);
-/* Whether peer id is online in the same run (incarnation) as when it was noted. */
-bool coord_peers_present(const coord_peers *p, const char *id, uint64_t incarnation);
+/* Whether the peer run noted as incarnation (unique over all peers) is still online. */
+bool coord_peers_present(const coord_peers *p, uint64_t incarnation);
 /* A coordinator's state, arrived at now_us (coordinators restate theirs every
  * COORD_STATE_REFRESH_US, which keeps them from expiring). */
 coord_peers_change coord_peers_update(coord_peers *p, const fleet_msg_coordinator_state *s,
@@ -276,8 +276,7 @@ void coord_stream_free(coord_stream *s);
 /* Who else holds a request of a stream that several coordinators share. */
 typedef struct coord_roles {
     const char *owner;           /* we hold a backup of this coordinator's request; NULL: ours */
-    const char *backup;          /* ours, and this member holds its backup; NULL: none */
-    uint64_t backup_incarnation; /* that member's run (coord_peers_present) */
+    uint64_t backup_incarnation; /* ours, and the member in this run holds its backup; 0: none */
 } coord_roles;
 
 /* False when this arrival was refused and answered at once with the reason, which
@@ -306,11 +305,11 @@ void coord_stream_expected_changed(coord_stream *s, const coord_stream_env *env,
 void coord_stream_owner_gone(coord_stream *s, const coord_stream_env *env, const char *owner,
                              double due_by_us, double now_us);
 /* We are leaving: lets go, without a decision, every request of ours due after cut_us (our
- * drained state's echo) whose backup holder is still there, taken(ctx, holder, incarnation):
- * it takes the request over. The rest stay ours to decide. */
+ * drained state's echo) whose backup holder is still there, taken(ctx, its incarnation): it
+ * takes the request over. The rest stay ours to decide. */
 void coord_stream_hand_over(coord_stream *s, const coord_stream_env *env,
-                            bool (*taken)(void *ctx, const char *holder, uint64_t incarnation),
-                            void *ctx, double cut_us, double now_us);
+                            bool (*taken)(void *ctx, uint64_t holder), void *ctx, double cut_us,
+                            double now_us);
 /* Decides every pending request now, with what it has (a coordinator that stops); backups
  * are released. */
 void coord_stream_decide_all(coord_stream *s, const coord_stream_env *env, double now_us);

@@ -111,11 +111,11 @@ bool coord_peers_next_backup(const coord_peers *p, const char *request, char *id
     return true;
 }
 
-bool coord_peers_present(const coord_peers *p, const char *id, uint64_t incarnation)
+bool coord_peers_present(const coord_peers *p, uint64_t incarnation)
 {
     for (size_t i = 0; i < p->count; i++)
-        if (strcmp(p->peers[i].id, id) == 0)
-            return p->peers[i].incarnation == incarnation;
+        if (p->peers[i].incarnation == incarnation)
+            return true;
     return false;
 }
 

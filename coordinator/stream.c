@@ -31,9 +31,11 @@ struct coord_pending {
     size_t correlation_len;
     int reply_qos;
     uint64_t requester; /* hash of response topic and correlation: who asked (kept decided) */
-    char owner[FLEET_TOPICS_MAX_ID + 1];  /* "": ours to decide; else a backup of its request */
-    char backup[FLEET_TOPICS_MAX_ID + 1]; /* ours: the member holding its backup ("": none) */
-    uint64_t backup_incarnation;
+    /* Both kept small (the table is scanned): 0 for none. owner: the hash of the coordinator
+     * whose request we back up (0: ours to decide); backup: ours, the run (incarnation, unique
+     * over all peers) of the member holding its backup. */
+    uint64_t owner;
+    uint64_t backup;
     uint64_t decided_serial; /* its entry in the ring of decided ids */
 };
 
@@ -179,7 +181,7 @@ static void erase(coord_stream *s, coord_pending *p)
  * results whose request has not come. */
 static bool unanswered(const coord_pending *p)
 {
-    return p->owner[0] != '\0' || !p->has_request;
+    return p->owner != 0 || !p->has_request;
 }
 
 /* The pending entry to let go first when memory is full: the oldest that nobody awaits from
@@ -211,7 +213,7 @@ static coord_pending *insert(coord_stream *s, const coord_stream_env *env, const
     if (s->pending >= s->max_pending) {
         coord_pending *victim = eviction_victim(s);
         if (victim->has_request) {
-            env->stats->evicted += victim->owner[0] == '\0';
+            env->stats->evicted += victim->owner == 0;
             decide(s, env, victim, now_us);
         } else { /* results only: nothing to answer */
             settle(s, victim, now_us);
@@ -341,7 +343,7 @@ static void settle(coord_stream *s, coord_pending *p, double now_us)
 
 static void decide(coord_stream *s, const coord_stream_env *env, coord_pending *p, double now_us)
 {
-    if (p->owner[0]) { /* a backup: its owner, alive as far as we know, decides */
+    if (p->owner) { /* a backup: its owner, alive as far as we know, decides */
         env->stats->backups_released++;
         settle(s, p, now_us);
         return;
@@ -397,7 +399,7 @@ static bool refused(coord_stream *s, const coord_stream_env *env, coord_pending 
     snprintf(s->refusal, sizeof s->refusal,
              "the tensor has %zu elements; the stream's models take %zu", elements,
              env->family->input_count);
-    if (p->owner[0])
+    if (p->owner)
         env->stats->backups_released++;
     else
         answer_error(s, env, p->id, arrival_us, reply, s->refusal);
@@ -448,14 +450,11 @@ bool coord_stream_request(coord_stream *s, const coord_stream_env *env, const fl
         p = insert(s, env, r->id, h, arrival_us);
     p->requester = requester;
     if (backup) {
-        snprintf(p->owner, sizeof p->owner, "%s", owner);
+        p->owner = hash_id(owner);
         env->stats->backups++;
     } else {
         env->stats->requests++;
-        if (roles && roles->backup) {
-            snprintf(p->backup, sizeof p->backup, "%s", roles->backup);
-            p->backup_incarnation = roles->backup_incarnation;
-        }
+        p->backup = roles ? roles->backup_incarnation : 0;
     }
     if (refused(s, env, p, r, arrival_us, reply))
         return backup; /* the owner answers it; a backup lets it go */
@@ -616,31 +615,32 @@ void coord_stream_owner_gone(coord_stream *s, const coord_stream_env *env, const
                              double due_by_us, double now_us)
 {
     size_t n = 0;
+    uint64_t owned_by = hash_id(owner);
     for (size_t i = 0; i < s->capacity; i++) {
         coord_pending *p = &s->slots[i];
-        if (p->state != SLOT_PENDING || strcmp(p->owner, owner) != 0)
+        if (p->state != SLOT_PENDING || p->owner != owned_by)
             continue;
         if (p->deadline_us > due_by_us) { /* ours now (no backup): decided when complete or due */
-            p->owner[0] = '\0';
+            p->owner = 0;
             env->stats->taken_over++;
             env->stats->requests++;
         }
-        if (p->owner[0] || complete(env, p)) /* a backup still: released by settle_due */
+        if (p->owner || complete(env, p)) /* a backup still: released by settle_due */
             snprintf(s->due[n++], sizeof s->due[0], "%s", p->id);
     }
     settle_due(s, env, n, now_us);
 }
 
 void coord_stream_hand_over(coord_stream *s, const coord_stream_env *env,
-                            bool (*taken)(void *ctx, const char *holder, uint64_t incarnation),
-                            void *ctx, double cut_us, double now_us)
+                            bool (*taken)(void *ctx, uint64_t holder), void *ctx, double cut_us,
+                            double now_us)
 {
     size_t n = 0;
     for (size_t i = 0; i < s->capacity; i++) {
         const coord_pending *p = &s->slots[i];
         /* One due by the cut is the backup's to let go (coord_stream_owner_gone): ours. */
-        if (p->state == SLOT_PENDING && !unanswered(p) && p->backup[0] && p->deadline_us > cut_us &&
-            taken(ctx, p->backup, p->backup_incarnation))
+        if (p->state == SLOT_PENDING && !unanswered(p) && p->backup && p->deadline_us > cut_us &&
+            taken(ctx, p->backup))
             snprintf(s->due[n++], sizeof s->due[0], "%s", p->id);
     }
     for (size_t i = 0; i < n; i++) { /* settling may erase (and shift) slots: found by id */

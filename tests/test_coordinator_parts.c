@@ -453,7 +453,7 @@ static void test_peers_backup_ranks_second(void **state)
             uint64_t incarnation = 0;
             assert_true(coord_peers_next_backup(&va, id, owner, sizeof owner, &incarnation));
             assert_string_equal(owner, "b"); /* b does take part */
-            assert_true(coord_peers_present(&va, "b", incarnation));
+            assert_true(coord_peers_present(&va, incarnation));
         } else {
             uint64_t incarnation = 0;
             assert_false(coord_peers_next_backup(&vb, id, owner, sizeof owner, &incarnation));
@@ -470,9 +470,9 @@ static void test_peers_backup_ranks_second(void **state)
     fleet_msg_coordinator_state gone = taking_part;
     gone.online = false;
     coord_peers_update(&va, &gone, 0);
-    assert_false(coord_peers_present(&va, "b", before));
+    assert_false(coord_peers_present(&va, before));
     coord_peers_update(&va, &taking_part, 0);
-    assert_false(coord_peers_present(&va, "b", before));
+    assert_false(coord_peers_present(&va, before));
 }
 
 /* A peer that has not restated its online state for the silence limit is taken as gone (its
@@ -1113,11 +1113,12 @@ static void test_stream_backups(void **state)
     coord_stream_free(s);
 }
 
-/* The backup holders still there: "y" in its run 1 (its run 2 is another process). */
-static bool holder_present(void *ctx, const char *holder, uint64_t incarnation)
+/* The backup holders still online: only the run numbered 1 (runs are numbered over all peers:
+ * 2 is a later run of the same member, 3 another member, both gone). */
+static bool holder_present(void *ctx, uint64_t holder)
 {
     (void)ctx;
-    return strcmp(holder, "y") == 0 && incarnation == 1;
+    return holder == 1;
 }
 
 /* Leaving: a request of ours is let go undecided only when the member that took its backup is
@@ -1130,19 +1131,19 @@ static void test_stream_hand_over(void **state)
     stream_setup(&t, 2, 8, FLEET_ENSEMBLE_MEAN_SOFTMAX, 0x3);
     coord_stream *s = &t.stream;
     static const struct {
-        const char *id, *holder;
-        uint64_t incarnation;
+        const char *id;
+        uint64_t holder;
         double deadline_us;
     } ours[] = {
-        {"handed", "y", 1, 1e6},    /* y holds its backup: y decides it */
-        {"restarted", "y", 2, 1e6}, /* held by a run of y that is gone */
-        {"left", "z", 1, 1e6},      /* its holder left before us */
-        {"due", "y", 1, 10},        /* due by our drained state: its holder let it go */
-        {"alone", NULL, 0, 1e6},    /* nobody took a backup */
+        {"handed", 1, 1e6},    /* its holder is there: it decides it */
+        {"restarted", 2, 1e6}, /* held by a run that is gone */
+        {"left", 3, 1e6},      /* its holder left before us */
+        {"due", 1, 10},        /* due by our drained state: its holder let it go */
+        {"alone", 0, 1e6},     /* nobody took a backup */
     };
     for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++) {
         snprintf(t.req.id, sizeof t.req.id, "%s", ours[i].id);
-        coord_roles roles = {.backup = ours[i].holder, .backup_incarnation = ours[i].incarnation};
+        coord_roles roles = {.backup_incarnation = ours[i].holder};
         coord_stream_request(s, &t.env, &t.req, 0, ours[i].deadline_us, &no_reply, &roles);
     }
     snprintf(t.req.id, sizeof t.req.id, "theirs");
