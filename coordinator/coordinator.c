@@ -560,15 +560,16 @@ static const char *reply_refusal(const fleet_coordinator *c, const fleet_link_me
     return NULL;
 }
 
-/* Whether this coordinator takes request id of its stream: to decide it (owner ""), or as the
- * backup of owner, the coordinator that decides it. */
-static bool takes_request(fleet_coordinator *c, const char *id, char *owner, size_t size)
+/* Whether this coordinator takes request id of its stream: to decide it, or as the backup of
+ * roles->owner. Ours records who holds its backup (with backups on here). */
+static bool takes_request(fleet_coordinator *c, const char *id, coord_roles *roles)
 {
-    owner[0] = '\0';
     if (!c->joined && (!c->announced || fleet_link_now_us() - c->announced_us < JOIN_WAIT_US))
         return false; /* the others do not count us yet: theirs to decide */
     c->joined = true;
-    coord_peers_role role = coord_peers_role_for(&c->peers, id, owner, size);
+    coord_peers_role role = coord_peers_role_for(&c->peers, id, roles);
+    if (!c->cfg.backup)
+        roles->backup = 0; /* nobody backs up what we do not hand over */
     if (role == COORD_PEERS_DECIDES || (role == COORD_PEERS_BACKS_UP && c->cfg.backup))
         return true;
     c->stats.others_requests++;
@@ -578,14 +579,14 @@ static bool takes_request(fleet_coordinator *c, const char *id, char *owner, siz
 static void on_request(fleet_coordinator *c, const fleet_link_message *m)
 {
     fleet_msg_request r;
-    char owner[FLEET_TOPICS_MAX_ID + 1];
+    coord_roles roles;
     if (!decoded(c, m, "request", 3, fleet_msg_request_decode(m->payload, m->len, &r)) ||
-        !takes_request(c, r.id, owner, sizeof owner))
+        !takes_request(c, r.id, &roles))
         return;
     coord_stream_env env = stream_env(c);
     coord_reply reply = {m->response_topic, m->correlation, m->correlation_len, m->qos > 0};
     const char *why = reply_refusal(c, m);
-    if (why && owner[0]) /* the owner answers it */
+    if (why && roles.owner[0]) /* the owner answers it */
         return;
     if (why) { /* answered on the stream's decision topic instead */
         coord_reply fallback = {NULL, NULL, 0, reply.qos};
@@ -593,15 +594,12 @@ static void on_request(fleet_coordinator *c, const fleet_link_message *m)
         LOG(c, 3, "request %s on %s refused: %s", r.id, m->topic, why);
         return;
     }
-    char holder[FLEET_TOPICS_MAX_ID + 1];
-    coord_roles roles = {.owner = owner}; /* the member next for it, when it takes part too,
-                                             holds a backup from now on */
-    if (!owner[0] && c->cfg.backup &&
-        !coord_peers_next_backup(&c->peers, r.id, holder, sizeof holder, &roles.backup_incarnation))
-        roles.backup_incarnation = 0;
     if (!coord_stream_request(&c->stream, &env, &r, m->received_us, request_deadline_us(c, m, &r),
                               &reply, &roles))
         LOG(c, 3, "request %s on %s refused: %s", r.id, m->topic, c->stream.refusal);
+    else
+        LOG(c, 3, "request %s held (%s%s)", r.id, roles.owner[0] ? "backup for " : "ours",
+            roles.owner);
 }
 
 static bool may_answer(fleet_coordinator *c, const fleet_link_message *m, const fleet_msg_result *r)
@@ -621,8 +619,8 @@ static void on_result(fleet_coordinator *c, const fleet_link_message *m, const c
         !speaks_for_itself(c, m, agent, r.agent) || !may_answer(c, m, &r))
         return;
     /* Another member's request; but one already held stays held when members change. */
-    char owner[FLEET_TOPICS_MAX_ID + 1];
-    if (!coord_stream_holds(&c->stream, r.id) && !takes_request(c, r.id, owner, sizeof owner))
+    coord_roles roles;
+    if (!coord_stream_holds(&c->stream, r.id) && !takes_request(c, r.id, &roles))
         return;
     coord_stream_env env = stream_env(c);
     coord_stream_result(&c->stream, &env, &r, m->received_us, c->cfg.deadline_ms * 1000.0);

@@ -110,8 +110,8 @@ bool coord_members_serving(const coord_members *m, const coord_family *f, size_t
 bool coord_members_follow(coord_members *m, const coord_family *f, const fleet_msg_assignment *as,
                           bool from_leader);
 /* Notes which of our variants an assignment of a (by anyone, ourselves included) names when
- * it is for stream, ours: the agent may send results for those from then on. Call before
- * coord_members_saw_assignment: the freshest one is also kept as what the agent follows. */
+ * it is for stream, ours: the agent may send results for those from then on. One not older than
+ * any seen is kept as what the agent follows (before or after coord_members_saw_assignment). */
 void coord_members_note_assignment(coord_agent *a, const coord_family *f,
                                    const fleet_msg_assignment *as, const char *stream);
 /* Whether agent may send a result for variant: it is known, and an assignment for our stream
@@ -173,18 +173,20 @@ bool coord_peers_owns(const coord_peers *p, const char *agent);
  * and decides it if the first leaves. */
 typedef enum coord_peers_role {
     COORD_PEERS_DECIDES,  /* self ranks first */
-    COORD_PEERS_BACKS_UP, /* self ranks second, the first takes part; owner is set to it */
+    COORD_PEERS_BACKS_UP, /* self ranks second, the first takes part */
     COORD_PEERS_OTHERS,   /* not its business */
 } coord_peers_role;
 
-coord_peers_role coord_peers_role_for(const coord_peers *p, const char *request, char *owner,
-                                      size_t size);
-bool coord_peers_decides(const coord_peers *p, const char *request);
-/* The member that ranks next after self for request (self deciding it), when it takes part in
- * backups: it holds a backup of the request from now on. Its id and incarnation are copied
- * out; false when there is none (self alone on its stream, or it does not take part). */
-bool coord_peers_next_backup(const coord_peers *p, const char *request, char *id, size_t size,
-                             uint64_t *incarnation);
+/* Who holds a request besides self, as self sees it when the request arrives. */
+typedef struct coord_roles {
+    char owner[FLEET_TOPICS_MAX_ID + 1]; /* "": ours to decide; else we back up its request */
+    uint64_t backup; /* ours: the run (incarnation) of the member next for it, which takes
+                        part in backups and so holds one from now on; 0: none */
+} coord_roles;
+
+/* Also fills roles (owner when self backs up, backup when self decides). */
+coord_peers_role coord_peers_role_for(const coord_peers *p, const char *request,
+                                      coord_roles *roles);
 /* Whether the peer run noted as incarnation (unique over all peers) is still online. */
 bool coord_peers_present(const coord_peers *p, uint64_t incarnation);
 /* A coordinator's state, arrived at now_us (coordinators restate theirs every
@@ -273,12 +275,6 @@ fleet_coordinator_status coord_stream_init(coord_stream *s, const char *name, si
  * fusion head (loaded here, one instance per stream). */
 fleet_coordinator_status coord_stream_enable_fusion(coord_stream *s, const coord_family *family);
 void coord_stream_free(coord_stream *s);
-/* Who else holds a request of a stream that several coordinators share. */
-typedef struct coord_roles {
-    const char *owner;           /* we hold a backup of this coordinator's request; NULL: ours */
-    uint64_t backup_incarnation; /* ours, and the member in this run holds its backup; 0: none */
-} coord_roles;
-
 /* False when this arrival was refused and answered at once with the reason, which
  * s->refusal also holds: its tensor does not fit the models, or its id is still remembered
  * from another requester (another response topic or correlation data). The same request

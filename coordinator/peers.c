@@ -67,48 +67,38 @@ bool coord_peers_owns(const coord_peers *p, const char *agent)
     return true;
 }
 
-coord_peers_role coord_peers_role_for(const coord_peers *p, const char *request, char *owner,
-                                      size_t size)
+coord_peers_role coord_peers_role_for(const coord_peers *p, const char *request, coord_roles *roles)
 {
+    *roles = (coord_roles){0};
     if (p->count == 0)
         return COORD_PEERS_DECIDES; /* alone: no hashing on the request path */
-    uint64_t mine = coord_peers_score(request, p->self);
-    const coord_peer *above = NULL; /* the one member of the group that outranks self */
+    /* One pass: the members of the group that outrank self (a second one makes self third),
+     * and the group's best peer, which is next after self when none does. */
+    uint64_t mine = coord_peers_score(request, p->self), best = 0;
+    const coord_peer *above = NULL, *top = NULL;
     for (size_t i = 0; i < p->count; i++) {
         const coord_peer *peer = &p->peers[i];
-        if (strcmp(peer->stream, p->stream) != 0 || !outranks(p, request, peer->id, mine))
+        if (strcmp(peer->stream, p->stream) != 0)
             continue;
-        if (above)
-            return COORD_PEERS_OTHERS; /* two outrank self: third or lower */
-        above = peer;
-    }
-    if (!above)
-        return COORD_PEERS_DECIDES;
-    if (!above->backup)
-        return COORD_PEERS_OTHERS; /* it decides alone, as coordinators before backups did */
-    snprintf(owner, size, "%s", above->id);
-    return COORD_PEERS_BACKS_UP;
-}
-
-bool coord_peers_next_backup(const coord_peers *p, const char *request, char *id, size_t size,
-                             uint64_t *incarnation)
-{
-    const coord_peer *next = NULL;
-    uint64_t best = 0;
-    for (size_t i = 0; i < p->count; i++) {
-        const coord_peer *peer = &p->peers[i];
-        uint64_t score = coord_peers_score(request, peer->id);
-        if (strcmp(peer->stream, p->stream) == 0 &&
-            (!next || score > best || (score == best && strcmp(peer->id, next->id) < 0))) {
-            next = peer;
-            best = score;
+        uint64_t theirs = coord_peers_score(request, peer->id);
+        if (!top || theirs > best || (theirs == best && strcmp(peer->id, top->id) < 0)) {
+            top = peer;
+            best = theirs;
+        }
+        if (theirs > mine || (theirs == mine && strcmp(peer->id, p->self) < 0)) {
+            if (above)
+                return COORD_PEERS_OTHERS;
+            above = peer;
         }
     }
-    if (!next || !next->backup)
-        return false;
-    snprintf(id, size, "%s", next->id);
-    *incarnation = next->incarnation;
-    return true;
+    if (!above) {
+        roles->backup = top && top->backup ? top->incarnation : 0;
+        return COORD_PEERS_DECIDES;
+    }
+    if (!above->backup)
+        return COORD_PEERS_OTHERS; /* it decides alone, as coordinators before backups did */
+    snprintf(roles->owner, sizeof roles->owner, "%s", above->id);
+    return COORD_PEERS_BACKS_UP;
 }
 
 bool coord_peers_present(const coord_peers *p, uint64_t incarnation)
@@ -117,12 +107,6 @@ bool coord_peers_present(const coord_peers *p, uint64_t incarnation)
         if (p->peers[i].incarnation == incarnation)
             return true;
     return false;
-}
-
-bool coord_peers_decides(const coord_peers *p, const char *request)
-{
-    char owner[FLEET_TOPICS_MAX_ID + 1];
-    return coord_peers_role_for(p, request, owner, sizeof owner) == COORD_PEERS_DECIDES;
 }
 
 static coord_peer *find(coord_peers *p, const char *id)

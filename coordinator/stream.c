@@ -430,8 +430,7 @@ bool coord_stream_request(coord_stream *s, const coord_stream_env *env, const fl
                           const coord_roles *roles)
 {
     uint64_t h = hash_id(r->id), requester = hash_requester(reply);
-    const char *owner = roles ? roles->owner : NULL;
-    bool backup = owner && owner[0];
+    bool backup = roles && roles->owner[0];
     coord_pending *p = find(s, r->id, h);
     if (p && (p->state == SLOT_DECIDED || p->has_request)) {
         if ((p->has_request && p->requester == requester) || backup)
@@ -450,11 +449,11 @@ bool coord_stream_request(coord_stream *s, const coord_stream_env *env, const fl
         p = insert(s, env, r->id, h, arrival_us);
     p->requester = requester;
     if (backup) {
-        p->owner = hash_id(owner);
+        p->owner = hash_id(roles->owner);
         env->stats->backups++;
     } else {
         env->stats->requests++;
-        p->backup = roles ? roles->backup_incarnation : 0;
+        p->backup = roles ? roles->backup : 0;
     }
     if (refused(s, env, p, r, arrival_us, reply))
         return backup; /* the owner answers it; a backup lets it go */
@@ -620,12 +619,13 @@ void coord_stream_owner_gone(coord_stream *s, const coord_stream_env *env, const
         coord_pending *p = &s->slots[i];
         if (p->state != SLOT_PENDING || p->owner != owned_by)
             continue;
-        if (p->deadline_us > due_by_us) { /* ours now (no backup): decided when complete or due */
+        bool due = p->deadline_us <= due_by_us; /* the owner decided it: settle_due lets it go */
+        if (!due) { /* ours now (with no backup): decided when complete or due */
             p->owner = 0;
             env->stats->taken_over++;
             env->stats->requests++;
         }
-        if (p->owner || complete(env, p)) /* a backup still: released by settle_due */
+        if (due || complete(env, p))
             snprintf(s->due[n++], sizeof s->due[0], "%s", p->id);
     }
     settle_due(s, env, n, now_us);

@@ -392,6 +392,21 @@ static void test_follower_learns_the_leader_late(void **state)
 
 /* In a group of three on one stream every request has one owner, one backup that names the
  * owner, and the third leaves it alone; when the owner goes, its backup owns it. */
+static bool decides(const coord_peers *p, const char *request)
+{
+    coord_roles roles;
+    return coord_peers_role_for(p, request, &roles) == COORD_PEERS_DECIDES;
+}
+
+/* A view of p without peer id (it went offline). */
+static void without(coord_peers *out, const coord_peers *p, const char *id)
+{
+    *out = *p;
+    fleet_msg_coordinator_state gone = {.online = false};
+    snprintf(gone.coordinator, sizeof gone.coordinator, "%s", id);
+    coord_peers_update(out, &gone, 0);
+}
+
 static void test_peers_backup_ranks_second(void **state)
 {
     (void)state;
@@ -402,31 +417,31 @@ static void test_peers_backup_ranks_second(void **state)
         view(&v[i], i, ids, streams, 4);
     int backups_by[3] = {0};
     for (int n = 0; n < 300; n++) {
-        char id[16], owner[FLEET_TOPICS_MAX_ID + 1];
+        char id[16];
         snprintf(id, sizeof id, "req-%d", n);
-        int decides = -1, backs = -1, others = 0;
-        char named[FLEET_TOPICS_MAX_ID + 1] = "";
+        int decider = -1, backs = -1, others = 0;
+        coord_roles roles[3];
         for (int i = 0; i < 3; i++) {
-            coord_peers_role role = coord_peers_role_for(&v[i], id, owner, sizeof owner);
+            coord_peers_role role = coord_peers_role_for(&v[i], id, &roles[i]);
             if (role == COORD_PEERS_DECIDES)
-                decides = i;
+                decider = i;
             else if (role == COORD_PEERS_BACKS_UP)
-                backs = i, snprintf(named, sizeof named, "%s", owner);
+                backs = i;
             else
                 others++;
         }
-        assert_true(decides >= 0 && backs >= 0 && backs != decides);
+        assert_true(decider >= 0 && backs >= 0 && backs != decider);
         assert_int_equal(others, 1);
-        assert_string_equal(named, ids[decides]);
+        assert_string_equal(roles[backs].owner, ids[decider]);
         backups_by[backs]++;
-        /* Its owner gone, the backup decides it. */
+        /* The decider counts on that very member, in its current run, for the backup. */
         static coord_peers after;
-        after = v[backs];
-        fleet_msg_coordinator_state gone = {.online = false};
-        snprintf(gone.coordinator, sizeof gone.coordinator, "%s", ids[decides]);
-        coord_peers_update(&after, &gone, 0);
-        assert_int_equal(coord_peers_role_for(&after, id, owner, sizeof owner),
-                         COORD_PEERS_DECIDES);
+        assert_true(coord_peers_present(&v[decider], roles[decider].backup));
+        without(&after, &v[decider], ids[backs]);
+        assert_false(coord_peers_present(&after, roles[decider].backup));
+        /* Its owner gone, the backup decides it. */
+        without(&after, &v[backs], ids[decider]);
+        assert_true(decides(&after, id));
     }
     for (int i = 0; i < 3; i++)
         assert_in_range(backups_by[i], 60, 140);
@@ -444,29 +459,23 @@ static void test_peers_backup_ranks_second(void **state)
     snprintf(taking_part.coordinator, sizeof taking_part.coordinator, "b");
     taking_part.backup = true;
     coord_peers_update(&va, &taking_part, 0);
+    uint64_t before = 0; /* b's run that backs up a's requests */
     for (int n = 0; n < 50; n++) {
-        char id[16], owner[FLEET_TOPICS_MAX_ID + 1];
+        char id[16];
         snprintf(id, sizeof id, "req-%d", n);
-        if (coord_peers_decides(&va, id)) {
-            assert_int_equal(coord_peers_role_for(&vb, id, owner, sizeof owner),
-                             COORD_PEERS_OTHERS);
-            uint64_t incarnation = 0;
-            assert_true(coord_peers_next_backup(&va, id, owner, sizeof owner, &incarnation));
-            assert_string_equal(owner, "b"); /* b does take part */
-            assert_true(coord_peers_present(&va, incarnation));
+        coord_roles roles;
+        if (coord_peers_role_for(&va, id, &roles) == COORD_PEERS_DECIDES) {
+            assert_int_equal(coord_peers_role_for(&vb, id, &roles), COORD_PEERS_OTHERS);
+            coord_peers_role_for(&va, id, &roles);
+            assert_true(roles.backup != 0); /* b does take part */
+            assert_true(coord_peers_present(&va, roles.backup));
+            before = roles.backup;
         } else {
-            uint64_t incarnation = 0;
-            assert_false(coord_peers_next_backup(&vb, id, owner, sizeof owner, &incarnation));
+            assert_int_equal(roles.backup, 0); /* a does not */
         }
     }
     /* b restarts: the backups its earlier run held are gone with it. */
-    uint64_t before = 0;
-    char holder[FLEET_TOPICS_MAX_ID + 1];
-    for (int n = 0; !before; n++) {
-        char id[16];
-        snprintf(id, sizeof id, "req-%d", n);
-        coord_peers_next_backup(&va, id, holder, sizeof holder, &before);
-    }
+    assert_true(before != 0);
     fleet_msg_coordinator_state gone = taking_part;
     gone.online = false;
     coord_peers_update(&va, &gone, 0);
@@ -610,10 +619,10 @@ static void test_peers_stream_group(void **state)
         assert_true(a != c);
         a_agents += a, c_agents += c;
         snprintf(id, sizeof id, "req-%d", i);
-        bool by_a = coord_peers_decides(&va, id), by_b = coord_peers_decides(&vb, id);
+        bool by_a = decides(&va, id), by_b = decides(&vb, id);
         assert_true(by_a != by_b);
         a_requests += by_a;
-        assert_true(coord_peers_decides(&vc, id)); /* alone on its stream */
+        assert_true(decides(&vc, id)); /* alone on its stream */
     }
     assert_in_range(a_agents, 60, 140);
     assert_in_range(a_requests, 60, 140);
@@ -1031,7 +1040,8 @@ static void test_stream_backups(void **state)
     const char *owners[] = {"a", "a", "b", "c", "d"};
     for (size_t i = 0; i < 5; i++) {
         snprintf(t.req.id, sizeof t.req.id, "%s", ids[i]);
-        coord_roles backup_of = {.owner = owners[i]};
+        coord_roles backup_of = {0};
+        snprintf(backup_of.owner, sizeof backup_of.owner, "%s", owners[i]);
         assert_true(coord_stream_request(s, &t.env, &t.req, 0, 1e6, &no_reply, &backup_of));
         fleet_msg_result r = result(ids[i], 0, 4, 0.9f);
         stream_result(&t, &r, 1);
@@ -1143,7 +1153,7 @@ static void test_stream_hand_over(void **state)
     };
     for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++) {
         snprintf(t.req.id, sizeof t.req.id, "%s", ours[i].id);
-        coord_roles roles = {.backup_incarnation = ours[i].holder};
+        coord_roles roles = {.backup = ours[i].holder};
         coord_stream_request(s, &t.env, &t.req, 0, ours[i].deadline_us, &no_reply, &roles);
     }
     snprintf(t.req.id, sizeof t.req.id, "theirs");

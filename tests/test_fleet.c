@@ -1223,6 +1223,46 @@ static long number_after(const char *daemon, const char *needle)
     return n;
 }
 
+/* The coordinators ids[0..n) (ids[0] the smallest: the leader) on STREAM, pids where their pids
+ * go, and the agents. Once each of them decides healthily, the agents are paused and count
+ * requests "<prefix><i>" sent; returns when every one is held by exactly two coordinators,
+ * its owner and its backup (their debug logs say so). Patient settings: nobody takes a paused
+ * agent for dead or reaches a deadline meanwhile. */
+static void hold_requests_paused(const char *const *ids, pid_t *const *pids, size_t n,
+                                 const char *prefix, size_t count)
+{
+    const char *const patient[] = {
+        "--heartbeat_timeout_ms", "30000", "--deadline_ms", "30000", "--log_level", "debug", NULL};
+    for (size_t i = 0; i < n; i++)
+        *pids[i] = start_coordinator_as(ids[i], STREAM, "mean-softmax", patient);
+    start_agents();
+    for (size_t i = 0; i < n; i++)
+        wait_until_healthy_by(STREAM, ids[i]); /* each knows what every agent serves */
+    await_agents_assigned_by(ids[0], N_AGENTS);
+    for (int i = 0; i < N_AGENTS; i++)
+        kill(fx.agents[i], SIGSTOP);
+    for (size_t i = 0; i < count; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "%s%zu", prefix, i);
+        send_image(i, id);
+    }
+    char needle[48];
+    snprintf(needle, sizeof needle, "request %s", prefix);
+    double until = fleet_link_now_us() + 30e6 * patience();
+    for (size_t held = 0; held != 2 * count;) {
+        if (fleet_link_now_us() > until)
+            fail_with_logs("%zu holdings of %zu requests, not two each", held, count);
+        struct timespec pause = {0, 20000000};
+        nanosleep(&pause, NULL);
+        held = 0;
+        for (size_t i = 0; i < n; i++) {
+            char daemon[64];
+            snprintf(daemon, sizeof daemon, "coordinator-%s", ids[i]);
+            held += lines_in_log(daemon, needle);
+        }
+    }
+}
+
 /* Two coordinators on one stream, and the leader leaves while it holds requests: the agents
  * are paused, so nothing is decided yet. The follower holds a backup of every request the
  * leader owns; when the leader goes (kill -9: its will; SIGTERM: its drained state, after it
@@ -1231,26 +1271,10 @@ static long number_after(const char *daemon, const char *needle)
  * never be answered. */
 static void leader_leaves_holding_requests(bool killed)
 {
-    const char *const patient[] = {"--heartbeat_timeout_ms", "30000", "--deadline_ms", "30000",
-                                   NULL};
-    fx.coordinator = start_coordinator_as("first", STREAM, "mean-softmax", patient);
-    fx.second_coordinator = start_coordinator_as("second", STREAM, "mean-softmax", patient);
-    start_agents();
-    wait_until_healthy_by(STREAM, "first");
-    wait_until_healthy_by(STREAM, "second"); /* it knows what every agent serves */
-    await_agents_assigned_by("first", N_AGENTS);
-
-    for (int i = 0; i < N_AGENTS; i++)
-        kill(fx.agents[i], SIGSTOP);
+    static const char *const ids[] = {"first", "second"};
+    pid_t *const pids[] = {&fx.coordinator, &fx.second_coordinator};
     enum { count = 40 };
-    for (size_t i = 0; i < count; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "held-%zu", i);
-        send_image(i, id);
-    }
-    struct timespec settle = {0, 500000000}; /* both coordinators have taken every request */
-    for (int i = 0; i < patience(); i++)
-        nanosleep(&settle, NULL);
+    hold_requests_paused(ids, pids, 2, "held-", count);
     kill(fx.coordinator, killed ? SIGKILL : SIGTERM);
     await_log_line("coordinator-second", "coordinator first offline");
     /* Paused no longer than needed: the broker drops a silent agent after 7.5 s (keep-alive),
@@ -1286,26 +1310,10 @@ static void leader_leaves_holding_requests(bool killed)
 static void test_two_of_three_stop_at_once(void **state)
 {
     (void)state;
-    const char *const patient[] = {"--heartbeat_timeout_ms", "30000", "--deadline_ms", "30000",
-                                   NULL};
-    fx.coordinator = start_coordinator_as("c1", STREAM, "mean-softmax", patient);
-    fx.second_coordinator = start_coordinator_as("c2", STREAM, "mean-softmax", patient);
-    fx.third_coordinator = start_coordinator_as("c3", STREAM, "mean-softmax", patient);
-    start_agents();
-    wait_until_healthy_by(STREAM, "c1");
-    wait_until_healthy_by(STREAM, "c2");
-    wait_until_healthy_by(STREAM, "c3");
-    for (int i = 0; i < N_AGENTS; i++)
-        kill(fx.agents[i], SIGSTOP);
+    static const char *const ids[] = {"c1", "c2", "c3"};
+    pid_t *const pids[] = {&fx.coordinator, &fx.second_coordinator, &fx.third_coordinator};
     enum { count = 60 };
-    for (size_t i = 0; i < count; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "trio-%zu", i);
-        send_image(i, id);
-    }
-    struct timespec settle = {0, 500000000}; /* all three have taken every request */
-    for (int i = 0; i < patience(); i++)
-        nanosleep(&settle, NULL);
+    hold_requests_paused(ids, pids, 3, "trio-", count);
     kill(fx.coordinator, SIGTERM);
     kill(fx.second_coordinator, SIGTERM);
     await_log_line("coordinator-c3", "coordinator c1 offline");
